@@ -1,0 +1,3 @@
+"""annotanchor: annotation-anchored training in JAX (see README.md and DESIGN.md)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Annotation schema, SeqIO preprocessors, feature conversion, vocabularies, input."""

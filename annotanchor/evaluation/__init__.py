@@ -1,0 +1,1 @@
+"""Diversity and quality metrics over sample files; knows no model."""

@@ -1,0 +1,1 @@
+"""Mesh and logical-axis rules, train state, jitted steps, metrics, checkpoints."""

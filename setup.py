@@ -1,0 +1,34 @@
+"""Installs the annotanchor framework and its `tasks` registrations.
+
+Exact versions live in constraints.txt; `make test` / `make demo` install with it.
+"""
+import setuptools
+
+setuptools.setup(
+    name="annotanchor",
+    version="0.1.0",
+    description="JAX/TPU-native annotation-anchored training (keeps semantic diversity "
+    "through post-training).",
+    python_requires=">=3.11,<3.12",
+    packages=setuptools.find_packages(include=["annotanchor", "annotanchor.*", "tasks", "tasks.*"]),
+    package_data={"": ["*.gin"]},
+    install_requires=[
+        "jax==0.10.2",
+        "jaxlib==0.10.2",
+        "flax==0.12.8",
+        "optax==0.2.8",
+        "orbax-checkpoint==0.12.8",
+        "seqio==0.0.20",
+        "tensorflow==2.21.0",
+        "tensorflow-text==2.21.1",
+        "tensorflow-datasets==4.9.10",
+        "gin-config==0.5.0",
+        "sentencepiece",
+        "numpy",
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+    },
+    entry_points={"console_scripts": ["annotanchor=annotanchor.cli:main"]},
+)
