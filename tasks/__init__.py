@@ -1,1 +1,5 @@
-"""SeqIO task and mixture registrations for concrete corpora."""
+"""SeqIO task and mixture registrations for concrete corpora.
+
+Importing this package registers every task and mixture below.
+"""
+from tasks import synthetic  # noqa: F401  (registers `synthetic_tokens`)

@@ -1,0 +1,131 @@
+"""Decoder-only feature conversion that carries per-token loss weights.
+
+SeqIO's `LMFeatureConverter` derives `decoder_loss_weights` from padding alone
+and `PrefixLMFeatureConverter` from an inputs/targets split. Annotation-anchored
+training needs arbitrary per-token weights (prompt and annotation 0, response 1,
+tag keys 1 but values 0, ...), so the preprocessors emit them as a feature and
+this converter carries them through trimming, padding and packing.
+"""
+from typing import Mapping
+
+import gin
+import seqio
+import tensorflow as tf
+
+# The per-token loss weight feature that preprocessors emit next to `targets`
+# (float32, same length as `targets`).
+LOSS_WEIGHTS = "targets_loss_weights"
+
+# SeqIO's tf-ops packer casts every feature to int32 and takes the count of
+# non-zero entries as a sequence's length, so weights travel through it as
+# `1 + round(weight * _WEIGHT_SCALE)`: never 0 inside a sequence, and exact for
+# every multiple of 2**-20 (0 and 1 in particular).
+_WEIGHT_SCALE = 2.0**20
+
+
+def loss_weights_feature() -> seqio.Feature:
+  """The `seqio.Feature` to register for `LOSS_WEIGHTS` in a task.
+
+  Mixtures keep only registered output features, so every task that emits
+  weights lists this one as `output_features[LOSS_WEIGHTS]`.
+  """
+  return seqio.Feature(vocabulary=seqio.PassThroughVocabulary(size=0),
+                       add_eos=False, required=False, dtype=tf.float32)
+
+
+def _encode_weights(weights: tf.Tensor) -> tf.Tensor:
+  return 1 + tf.cast(tf.round(weights * _WEIGHT_SCALE), tf.int32)
+
+
+def _decode_weights(codes: tf.Tensor) -> tf.Tensor:
+  return tf.where(codes > 0, tf.cast(codes - 1, tf.float32) / _WEIGHT_SCALE, 0.0)
+
+
+@gin.configurable
+class WeightedLMFeatureConverter(seqio.FeatureConverter):
+  """Decoder-only converter whose loss weights come from the data, per token.
+
+  Input examples hold `targets` (int32, EOS already appended) and optionally
+  `targets_loss_weights` (float32, same length; missing means 1 on every
+  token). Outputs are the standard decoder features; `decoder_loss_weights` is
+  float32 and 0 on padding.
+
+  Example: a packed dataset (prompt/annotation weights 0, response and EOS 1).
+
+    ds = [{"targets": [7, 8, 3, 9, 1], "targets_loss_weights": [0, 0, 1, 1, 1]},
+          {"targets": [4, 5, 1],       "targets_loss_weights": [1, 0, 1]}]
+
+    task_feature_lengths = {"targets": 10}
+
+    converted_ds = {
+       "decoder_target_tokens": [7, 8, 3, 9, 1, 4, 5, 1, 0, 0],
+        "decoder_input_tokens": [0, 7, 8, 3, 9, 0, 4, 5, 0, 0],
+        "decoder_loss_weights": [0, 0, 1, 1, 1, 1, 0, 1, 0, 0],
+         "decoder_segment_ids": [1, 1, 1, 1, 1, 2, 2, 2, 0, 0],
+           "decoder_positions": [0, 1, 2, 3, 4, 0, 1, 2, 0, 0],
+    }
+
+  With all weights 1 the output equals `seqio.LMFeatureConverter`'s; with
+  weights 0 on an inputs prefix and 1 on the targets it equals
+  `seqio.PrefixLMFeatureConverter`'s (less `decoder_causal_attention`), packed
+  or not. Packing uses SeqIO's own packer, so examples land in the same rows.
+  Weights are quantized to multiples of 2**-20 when packing.
+  """
+
+  TASK_FEATURES = {"targets": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32)}
+  MODEL_FEATURES = {
+      "decoder_target_tokens": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "decoder_input_tokens": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "decoder_loss_weights": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32),
+  }
+  PACKING_FEATURE_DTYPES = {
+      "decoder_segment_ids": tf.int32,
+      "decoder_positions": tf.int32,
+  }
+
+  def _with_weights(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Checks the weight feature, or adds weight 1 on every token."""
+    spec = ds.element_spec.get(LOSS_WEIGHTS)
+    if spec is None:
+      return ds.map(lambda ex: {**ex, LOSS_WEIGHTS: tf.ones_like(ex["targets"], tf.float32)},
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.dtype != tf.float32 or spec.shape.rank != 1:
+      raise ValueError(f"Feature '{LOSS_WEIGHTS}' must be a rank-1 float32 tensor, "
+                       f"got {spec.dtype.name} of shape {spec.shape}.")
+    return ds
+
+  def _convert_features(self, ds: tf.data.Dataset,
+                        task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+    length = task_feature_lengths["targets"]
+    ds = self._with_weights(ds)
+    ds = ds.map(lambda ex: {"targets": ex["targets"], LOSS_WEIGHTS: ex[LOSS_WEIGHTS]},
+                num_parallel_calls=tf.data.AUTOTUNE)
+    lengths = {"targets": length, LOSS_WEIGHTS: length}
+    if self.pack:
+      ds = ds.map(lambda ex: {**ex, LOSS_WEIGHTS: _encode_weights(ex[LOSS_WEIGHTS])},
+                  num_parallel_calls=tf.data.AUTOTUNE)
+      ds = seqio.utils.trim_and_pack_dataset(ds, lengths, self._use_custom_packing_ops)
+    else:
+      ds = seqio.utils.trim_and_pad_dataset(ds, lengths)
+    return ds.map(self._convert_example, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def _convert_example(self, ex: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    targets = ex["targets"]
+    segment_ids = ex.get("targets_segment_ids")
+    weights = _decode_weights(ex[LOSS_WEIGHTS]) if self.pack else ex[LOSS_WEIGHTS]
+    out = {
+        "decoder_target_tokens": targets,
+        "decoder_input_tokens": seqio.utils.make_autoregressive_inputs(
+            targets, sequence_id=segment_ids, bos_id=self.bos_id),
+        # Padding never counts, whatever weight a source gave it.
+        "decoder_loss_weights": weights * tf.cast(targets != 0, tf.float32),
+    }
+    if self.pack:
+      out["decoder_segment_ids"] = segment_ids
+      out["decoder_positions"] = ex["targets_positions"]
+    return out
+
+  def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]) -> dict[str, int]:
+    length = task_feature_lengths["targets"]
+    names = list(self.MODEL_FEATURES) + (list(self.PACKING_FEATURE_DTYPES) if self.pack else [])
+    return {name: length for name in names}
