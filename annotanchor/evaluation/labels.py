@@ -1,0 +1,106 @@
+"""Label sources for semantic entropy: sample -> {attribute: label}.
+
+A labeller maps one sample to the values of its semantic attributes (genre, hero,
+location, ...). An attribute it cannot read is left out or given as UNKNOWN; the
+metrics treat both the same way (see `diversity.semantic_entropy`).
+"""
+import importlib
+from typing import Callable, Dict, Mapping, Protocol, Sequence, runtime_checkable
+
+UNKNOWN = "unknown"
+
+
+@runtime_checkable
+class Labeller(Protocol):
+  """Maps (prompt, annotation, response) to {attribute: label}."""
+
+  def __call__(self, prompt: str, annotation: str, response: str) -> Mapping[str, str]:
+    ...
+
+
+class AnnotationTagLabeller:
+  """Labels from the sample's own annotation tags (`<ann> genre:mystery hero:ada </ann>`).
+
+  Uses the tolerant parser of `annotanchor.data.annotations` (malformed tags skipped,
+  a missing close delimiter allowed). A key that occurs several times gets its sorted
+  distinct values joined by "|" (so `entity:a entity:b` and `entity:b entity:a` agree).
+  Samples decoded without an annotation (direct mode) have no tags, so every attribute
+  is unknown for them: use a response-side labeller to compare such arms.
+
+  Args:
+    keys: only these attributes (None: every key seen).
+  """
+
+  def __init__(self, keys: Sequence[str] = None):
+    self.keys = None if keys is None else tuple(keys)
+
+  def __call__(self, prompt: str, annotation: str, response: str) -> Dict[str, str]:
+    # Imported here: the data package may grow heavy imports; evaluation stays light.
+    from annotanchor.data import annotations
+    values: Dict[str, set] = {}
+    for key, value in annotations.parse_annotation(annotation, strict=False):
+      values.setdefault(key, set()).add(value)
+    labels = {k: "|".join(sorted(v)) for k, v in values.items()}
+    if self.keys is not None:
+      labels = {k: labels.get(k, UNKNOWN) for k in self.keys}
+    return labels
+
+
+INPUTS = ("prompt", "annotation", "response")
+
+
+class FunctionLabeller:
+  """Adapts a plain function to the Labeller protocol.
+
+  Args:
+    fn: the function; it receives the sample fields named in `inputs`, in that order,
+      and returns a mapping attribute -> label (labels are turned into strings; None
+      means unknown).
+    inputs: which of "prompt", "annotation", "response" `fn` takes. An exact response
+      parser such as the storyworld one takes ("response",).
+  """
+
+  def __init__(self, fn: Callable[..., Mapping[str, object]], inputs: Sequence[str] = INPUTS):
+    bad = [i for i in inputs if i not in INPUTS]
+    if bad or not inputs:
+      raise ValueError(f"labeller inputs {list(inputs)} must be a non-empty subset of {INPUTS}")
+    self.fn = fn
+    self.inputs = tuple(inputs)
+
+  def __call__(self, prompt: str, annotation: str, response: str) -> Dict[str, str]:
+    fields = {"prompt": prompt, "annotation": annotation, "response": response}
+    out = self.fn(*(fields[i] for i in self.inputs))
+    if not isinstance(out, Mapping):
+      raise TypeError(f"labeller {self.fn!r} returned {type(out).__name__}, not a mapping")
+    return {str(k): UNKNOWN if v is None else str(v) for k, v in out.items()}
+
+
+def import_object(path: str) -> object:
+  """Imports `package.module:name` or `package.module.name`.
+
+  Raises:
+    ValueError: naming the path, when the module or the name is not found.
+  """
+  module_name, sep, attr = path.partition(":")
+  if not sep:
+    module_name, _, attr = path.rpartition(".")
+  if not module_name or not attr:
+    raise ValueError(f"{path!r} is not an import path like 'package.module:function'")
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f"cannot import module {module_name!r} of {path!r}: {e}") from None
+  obj = module
+  for part in attr.split("."):
+    if not hasattr(obj, part):
+      raise ValueError(f"module {module_name!r} has no {attr!r} (from {path!r})")
+    obj = getattr(obj, part)
+  return obj
+
+
+def labeller_from_path(path: str, inputs: Sequence[str] = INPUTS) -> FunctionLabeller:
+  """A FunctionLabeller around the function at import path `path`."""
+  fn = import_object(path)
+  if not callable(fn):
+    raise ValueError(f"{path!r} is not callable")
+  return FunctionLabeller(fn, inputs)
