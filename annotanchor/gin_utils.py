@@ -69,7 +69,7 @@ def parse_and_bind(argv: Sequence[str], *, finalize: bool = True) -> list[str]:
     gin.add_config_file_search_path(path)
   try:
     gin.parse_config_files_and_bindings(files, bindings, finalize_config=finalize)
-  except (ValueError, KeyError, IOError, SyntaxError, gin.config.ParseError) as e:  # pylint: disable=broad-except
+  except (ValueError, KeyError, IOError, SyntaxError) as e:
     raise GinFlagError(f"gin configuration failed: {e}") from None
   return rest
 

@@ -1,0 +1,92 @@
+"""The decoder's shape and numerics, as one typed config that gin binds field by field."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """An OLMo-2/Llama-style decoder.
+
+  Attributes:
+    vocab_size: rows of the embedding table (pad it to a multiple of the model axis).
+    d_model: residual width (logical axis `embed`).
+    num_layers: decoder blocks (logical axis `layers` when scanned).
+    num_heads: query heads (logical axis `heads`).
+    num_kv_heads: key/value heads for grouped-query attention; divides num_heads.
+    head_dim: width of one head (logical axis `kv`).
+    mlp_dim: hidden width of the SwiGLU MLP (logical axis `mlp`).
+    max_len: longest sequence the decode cache holds.
+    rope_theta: base of the rotary position embedding frequencies.
+    qk_norm: RMSNorm on queries and keys per head (OLMo-2).
+    tie_embeddings: share the input embedding with the output projection.
+    dtype: compute dtype of activations and matmuls ("float32" or "bfloat16").
+    param_dtype: storage dtype of the parameters.
+    scan_layers: run the blocks with `nn.scan` (one compiled block: faster compiles at depth).
+    remat_policy: what the backward pass keeps: "none" (everything), "full" (only block
+      inputs), "dots" (matmul outputs), "dots_no_batch" (matmuls without batch dimensions).
+    norm_eps: RMSNorm epsilon.
+    init_std: standard deviation of the normal initialisers.
+  """
+
+  vocab_size: int
+  d_model: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  mlp_dim: int
+  max_len: int = 2048
+  rope_theta: float = 10_000.0
+  qk_norm: bool = False
+  tie_embeddings: bool = False
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  scan_layers: bool = False
+  remat_policy: str = "none"
+  norm_eps: float = 1e-6
+  init_std: float = 0.02
+
+  def __post_init__(self):
+    if self.num_heads % self.num_kv_heads:
+      raise ValueError(
+          f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+    if self.head_dim % 2:
+      raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+    for name in ("dtype", "param_dtype"):
+      if getattr(self, name) not in ("float32", "bfloat16"):
+        raise ValueError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")
+
+  @property
+  def compute_dtype(self):
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weight_dtype(self):
+    return jnp.dtype(self.param_dtype)
+
+  def num_params(self, include_embeddings: bool = True) -> int:
+    """Parameter count, computed from the shapes (matches the initialised tree)."""
+    d, h, kv, hd = self.d_model, self.num_heads, self.num_kv_heads, self.head_dim
+    attn = d * h * hd * 2 + d * kv * hd * 2 + (2 * hd if self.qk_norm else 0)
+    block = attn + 3 * d * self.mlp_dim + 2 * d
+    embed = self.vocab_size * d * (1 if self.tie_embeddings else 2)
+    total = self.num_layers * block + d  # + final norm
+    return total + (embed if include_embeddings else 0)
+
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward = 3x forward), PaLM appendix B style.
+
+    6 * (non-embedding params + output projection) for the matmuls, plus the attention
+    score and value matmuls: 12 * layers * heads * head_dim * seq_len (causal masking is
+    not subtracted, as in PaLM's MFU definition).
+    """
+    matmul_params = self.num_params(include_embeddings=False) + self.vocab_size * self.d_model
+    attention = 12 * self.num_layers * self.num_heads * self.head_dim * seq_len
+    return 6.0 * matmul_params + attention

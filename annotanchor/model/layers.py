@@ -1,0 +1,178 @@
+"""Building blocks of the decoder: RMSNorm, rotary embeddings, GQA attention, SwiGLU MLP.
+
+Every parameter is created with logical axis names and every main activation is
+constrained by them; the partitioner (annotanchor.training.partitioning) maps the names to
+mesh axes.
+"""
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from annotanchor.model.config import TransformerConfig
+
+# Large negative instead of -inf: a query whose keys are all masked (a left-padding slot
+# in the decode cache) gets a uniform softmax rather than NaN.
+_MASK_VALUE = -1e10
+
+
+def logical_init(std: float, axes: tuple[str, ...]):
+  return nn.with_logical_partitioning(nn.initializers.normal(std), axes)
+
+
+def constrain(x, axes: tuple[str, ...]):
+  return nn.with_logical_constraint(x, axes)
+
+
+class RMSNorm(nn.Module):
+  """Root-mean-square norm over the last axis, computed in float32."""
+
+  eps: float
+  dtype: jnp.dtype
+  param_dtype: jnp.dtype
+  axis_name: str = "embed"
+
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param(
+        "scale", nn.with_logical_partitioning(nn.initializers.ones, (self.axis_name,)),
+        (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
+    return (y * scale.astype(jnp.float32)).astype(self.dtype)
+
+
+def apply_rotary(x, positions, theta: float):
+  """Rotary position embedding, in the rotate-half layout of Llama/OLMo checkpoints.
+
+  Args:
+    x: [batch, length, heads, head_dim].
+    positions: [batch, length] integer positions (per segment when packed).
+    theta: frequency base.
+
+  Returns:
+    x rotated pairwise: dims i and i + head_dim/2 form one 2-D rotation by
+    positions * theta^(-i / (head_dim/2)).
+  """
+  half = x.shape[-1] // 2
+  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [b, l, half]
+  sin = jnp.sin(angles)[:, :, None, :]
+  cos = jnp.cos(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+def grouped_attention(q, k, v, mask, dtype):
+  """Softmax attention where each key/value head serves num_heads // num_kv_heads queries.
+
+  Args:
+    q: [batch, q_len, heads, head_dim].
+    k, v: [batch, k_len, kv_heads, head_dim].
+    mask: [batch, q_len, k_len] booleans, True where the query may attend to the key.
+    dtype: dtype of the output.
+
+  Returns:
+    [batch, q_len, heads, head_dim].
+  """
+  b, lq, h, d = q.shape
+  kvh = k.shape[2]
+  q = q.reshape(b, lq, kvh, h // kvh, d)
+  scores = jnp.einsum("bqkgd,bskd->bkgqs", q, k, preferred_element_type=jnp.float32)
+  scores = scores / jnp.sqrt(jnp.float32(d))
+  scores = jnp.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  out = jnp.einsum("bkgqs,bskd->bqkgd", probs, v)
+  return out.reshape(b, lq, h, d).astype(dtype)
+
+
+class Attention(nn.Module):
+  """Grouped-query self-attention with rotary embeddings, packing and a decode cache.
+
+  Training (decode=False): causal attention within each segment of a packed row.
+  Decoding (decode=True): keys and values are written into a cache of `max_len` slots at
+  `cache_index`; every row writes the same slots, so prompts of different lengths are
+  left-padded and padding is marked invalid (segment id 0). With a batch of one prompt
+  of 2 tokens padded to 3, then one decode step:
+
+    prefill tokens  [[pad, a, b]]  segment_ids [[0, 1, 1]]  positions [[0, 0, 1]]
+      cache slots    0    1  2  3 ...       cached_valid [[F, T, T, F, ...]]
+    step token      [[c]]          segment_ids [[1]]        positions [[2]]
+      writes slot 3; the query in slot 3 attends to slots 1, 2, 3.
+  """
+
+  config: TransformerConfig
+  decode: bool = False
+
+  @nn.compact
+  def __call__(self, x, positions, segment_ids):
+    cfg = self.config
+    dense = functools.partial(
+        nn.DenseGeneral, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+    q = dense((cfg.num_heads, cfg.head_dim), name="query",
+              kernel_init=logical_init(cfg.init_std, ("embed", "heads", "kv")))(x)
+    k = dense((cfg.num_kv_heads, cfg.head_dim), name="key",
+              kernel_init=logical_init(cfg.init_std, ("embed", "kv_heads", "kv")))(x)
+    v = dense((cfg.num_kv_heads, cfg.head_dim), name="value",
+              kernel_init=logical_init(cfg.init_std, ("embed", "kv_heads", "kv")))(x)
+    if cfg.qk_norm:  # Per head, over head_dim.
+      norm = functools.partial(RMSNorm, cfg.norm_eps, cfg.compute_dtype, cfg.weight_dtype, "kv")
+      q, k = norm(name="query_norm")(q), norm(name="key_norm")(k)
+    q = constrain(apply_rotary(q, positions, cfg.rope_theta), ("batch", "length", "heads", "kv"))
+    k = constrain(apply_rotary(k, positions, cfg.rope_theta), ("batch", "length", "kv_heads", "kv"))
+    v = constrain(v, ("batch", "length", "kv_heads", "kv"))
+
+    length = x.shape[1]
+    slots = jnp.arange(length)
+    mask = jnp.broadcast_to(slots[:, None] >= slots[None, :], (x.shape[0], length, length))
+    if segment_ids is not None:
+      mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
+    if self.decode:
+      k, v, mask = self._attend_through_cache(k, v, segment_ids, mask)
+
+    out = grouped_attention(q, k, v, mask, cfg.compute_dtype)
+    out = constrain(out, ("batch", "length", "heads", "kv"))
+    return dense(cfg.d_model, axis=(-2, -1), name="out",
+                 kernel_init=logical_init(cfg.init_std, ("heads", "kv", "embed")))(out)
+
+  def _attend_through_cache(self, k, v, segment_ids, mask):
+    """Writes k, v at cache_index; returns the whole cache and the mask over its slots."""
+    b, length, kvh, hd = k.shape
+    max_len = self.config.max_len
+    initialising = not self.has_variable("cache", "cached_key")
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, (b, max_len, kvh, hd), k.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, (b, max_len, kvh, hd), v.dtype)
+    cached_valid = self.variable("cache", "cached_valid", jnp.zeros, (b, max_len), jnp.bool_)
+    index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+    if initialising:  # `init` only creates the empty cache.
+      return k, v, mask
+    start = index.value
+    valid = jnp.ones((b, length), jnp.bool_) if segment_ids is None else segment_ids != 0
+    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
+    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+    cached_valid.value = jax.lax.dynamic_update_slice(cached_valid.value, valid, (0, start))
+    index.value = start + length
+    query_slots = start + jnp.arange(length)
+    causal = jnp.arange(max_len)[None, :] <= query_slots[:, None]  # [q, max_len]
+    mask = causal[None] & cached_valid.value[:, None, :]
+    return cached_k.value, cached_v.value, mask
+
+
+class MLP(nn.Module):
+  """SwiGLU: (silu(x W0) * x W1) Wo."""
+
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x):
+    cfg = self.config
+    dense = functools.partial(
+        nn.DenseGeneral, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+    gate = dense(cfg.mlp_dim, name="wi_0", kernel_init=logical_init(cfg.init_std, ("embed", "mlp")))(x)
+    up = dense(cfg.mlp_dim, name="wi_1", kernel_init=logical_init(cfg.init_std, ("embed", "mlp")))(x)
+    hidden = constrain(nn.silu(gate) * up, ("batch", "length", "mlp"))
+    return dense(cfg.d_model, name="wo", kernel_init=logical_init(cfg.init_std, ("mlp", "embed")))(hidden)

@@ -1,0 +1,104 @@
+"""`annotanchor train` / `python -m annotanchor.train`: a gin-configured training run.
+
+  annotanchor train --gin_file=gin/models/tiny.gin --gin_file=gin/runs/pretrain.gin \
+      --gin.MODEL_DIR="'runs/tiny'" --gin.TRAIN_STEPS=20
+
+The run files in gin/runs/ bind this module's `train` function; see their headers for the
+knobs. The operative config is written to MODEL_DIR/config.gin.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable, Mapping
+
+import gin
+
+from annotanchor import gin_utils
+from annotanchor.model.config import TransformerConfig
+from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.training import loop, multihost, partitioning
+from annotanchor.training.optim import OptimizerConfig, make_optimizer
+
+
+@gin.configurable
+def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
+          batch_size: int = gin.REQUIRED, task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+          mixture_or_task_name: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
+          dataset_fn: Callable = gin.REQUIRED, mesh: Mapping[str, int] | None = None,
+          optimizer: OptimizerConfig | None = None, z_loss: float = 1e-4,
+          loss_normalization: str = "weights", microbatches: int = 1, nan_policy: str = "skip",
+          initial_checkpoint_path: str | None = None, seed: int = 0, data_seed: int = 0,
+          pack: bool = True, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
+          log_every: int = 10, peak_flops: float | None = None,
+          distributed: bool | None = None) -> loop.TrainResult:
+  """Trains a decoder-only model on a SeqIO task or mixture.
+
+  Args:
+    model_dir: run directory: checkpoints, train_metrics.jsonl, tensorboard/, config.gin.
+    train_steps: total optimizer steps (a resumed run continues to this number).
+    batch_size: global batch, in sequences (packed rows when pack=True).
+    task_feature_lengths: e.g. {"targets": 512}.
+    mixture_or_task_name: a registered SeqIO task or mixture.
+    model_config: the network's shape.
+    dataset_fn: the input pipeline, annotanchor.data.pipeline.get_dataset's signature.
+    mesh: degrees per mesh axis, e.g. {"data": -1, "fsdp": 1, "model": 1}.
+    optimizer: AdamW and schedule settings.
+    z_loss, loss_normalization: see annotanchor.model.losses.
+    microbatches: gradient accumulation steps per update.
+    nan_policy: "skip", "stop" or "off"; see annotanchor.training.step.
+    initial_checkpoint_path: fine-tune from these parameters (fresh optimizer state); ignored
+      when MODEL_DIR already has a checkpoint (the run resumes from it).
+    seed: parameter initialisation seed.
+    data_seed: shuffling seed of the input pipeline.
+    pack: pack several examples per row.
+    checkpoint_every, keep_checkpoints: checkpoint cadence and retention.
+    log_every: metrics cadence in steps.
+    peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
+    distributed: call jax.distributed.initialize() (None: when the environment asks).
+  """
+  multihost.maybe_initialize_distributed(initialize=distributed)
+  import jax  # After distributed initialisation, which must precede backend use.
+
+  device_mesh = partitioning.make_mesh(mesh or {"data": -1})
+  tx, schedule = make_optimizer(optimizer or OptimizerConfig(), train_steps)
+  model = DecoderOnlyModel(model_config, z_loss=z_loss, loss_normalization=loss_normalization)
+  def data_from(start_step: int):
+    batches = iter(dataset_fn(mixture_or_task_name, task_feature_lengths, batch_size,
+                              seed=data_seed, pack=pack, shard_index=jax.process_index(),
+                              num_shards=jax.process_count(), start_step=start_step))
+    if jax.process_index() == 0:  # Now every configurable of the run has been called.
+      gin_utils.write_operative_config(model_dir)
+    return batches
+
+  return loop.train_loop(
+      model=model, optimizer=tx, schedule=schedule, mesh=device_mesh, dataset_fn=data_from,
+      model_dir=model_dir, train_steps=train_steps, batch_size=batch_size, microbatches=microbatches, nan_policy=nan_policy,
+      seed=seed, initial_checkpoint_path=initial_checkpoint_path,
+      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
+      peak_flops=peak_flops)
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  try:
+    rest = gin_utils.parse_and_bind(argv)
+  except gin_utils.GinFlagError as e:
+    print(f"annotanchor train: {e}", file=sys.stderr)
+    return 2
+  if rest:
+    print(f"annotanchor train: unexpected arguments {rest}", file=sys.stderr)
+    return 2
+  try:
+    result = train()
+  except (partitioning.MeshError, loop.NonFiniteLossError, ValueError, FileNotFoundError) as e:
+    print(f"annotanchor train: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+  return 3 if result.preempted else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

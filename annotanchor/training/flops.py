@@ -1,0 +1,45 @@
+"""Peak FLOP rates for MFU: a table for accelerators, a measurement for CPUs."""
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+# Dense bf16 peak per chip, from the vendors' spec sheets.
+PEAK_FLOPS_BY_KIND = {
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,  # v5e
+    "TPU v5e": 197e12,
+    "TPU v5": 459e12,  # v5p
+    "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12,  # v6e (Trillium)
+    "TPU v6e": 918e12,
+    "NVIDIA H100 80GB HBM3": 989e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12,
+}
+
+
+def measure_matmul_flops(size: int = 1024, dtype=jnp.float32, repeats: int = 10) -> float:
+  """FLOP/s of a jitted [size, size] @ [size, size] matmul on the default device."""
+  a = jnp.ones((size, size), dtype)
+  matmul = jax.jit(lambda x, y: x @ y)
+  matmul(a, a).block_until_ready()  # compile
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2.0 * size**3 / best
+
+
+def peak_flops_per_device(override: float | None = None) -> tuple[float, str]:
+  """(peak FLOP/s of one device, where the figure came from)."""
+  if override:
+    return override, "configured"
+  kind = jax.devices()[0].device_kind
+  for name, flops in PEAK_FLOPS_BY_KIND.items():
+    if kind.startswith(name):
+      return flops, f"spec sheet ({kind})"
+  return measure_matmul_flops(), f"measured float32 matmul rate ({kind})"

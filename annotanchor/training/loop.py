@@ -1,0 +1,146 @@
+"""The training loop: resume or initialise, step, log, checkpoint, stop cleanly on SIGTERM."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import time
+from typing import Callable, Iterator, Mapping
+
+import jax
+import numpy as np
+
+from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.training import checkpoints, multihost, partitioning, step as step_lib
+from annotanchor.training import train_state
+from annotanchor.training.flops import peak_flops_per_device
+from annotanchor.training.metrics import MetricsWriter
+
+# start_step -> iterator over this process's batches, beginning at that step.
+DatasetFn = Callable[[int], Iterator[Mapping[str, np.ndarray]]]
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss or gradient norm became NaN/Inf under nan_policy='stop'."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: train_state.TrainState
+  last_step: int
+  preempted: bool
+  last_metrics: dict[str, float]
+
+
+class _SigtermFlag:
+  """Records SIGTERM (preemption notice) so the loop can checkpoint and exit."""
+
+  def __init__(self):
+    self.raised = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # Not the main thread: no handler, no preemption save.
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.raised = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn: DatasetFn,
+               model_dir: str, train_steps: int, batch_size: int,
+               microbatches: int = 1, nan_policy: str = "skip", seed: int = 0,
+               initial_checkpoint_path: str | None = None, checkpoint_every: int = 1000,
+               keep_checkpoints: int = 3, async_checkpoints: bool = True, log_every: int = 10,
+               peak_flops: float | None = None, progress_bar: bool | None = None) -> TrainResult:
+  """Trains `model` to `train_steps`, resuming from MODEL_DIR/checkpoints when present.
+
+  The data stream is resumed at the restored step (dataset_fn(start_step)), so an
+  interrupted and resumed run ends with the same parameters as an uninterrupted one.
+  """
+  partitioning.check_batch(batch_size, mesh, microbatches)
+  abstract, shardings = train_state.abstract_state(model, optimizer, mesh)
+  step_fn = step_lib.jit_train_step(
+      step_lib.make_train_step(model, optimizer, schedule, microbatches=microbatches,
+                               nan_policy=nan_policy, mesh=mesh), shardings, mesh)
+  ckpt = checkpoints.Checkpointer(model_dir, save_every=checkpoint_every, keep=keep_checkpoints,
+                                  async_save=async_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    logging.info("Resuming from %s/%d", ckpt.directory, latest)
+    state = ckpt.restore(latest, abstract)
+  else:
+    state = train_state.init_state(model, optimizer, jax.random.PRNGKey(seed), shardings)
+    if initial_checkpoint_path:
+      logging.info("Initialising parameters from %s", initial_checkpoint_path)
+      state = state.replace(params=checkpoints.restore_params(initial_checkpoint_path,
+                                                              abstract.params))
+  start = int(state.step)
+
+  peak, peak_source = peak_flops_per_device(peak_flops)
+  logging.info("MFU against %.3g FLOP/s per device (%s)", peak, peak_source)
+  writer = MetricsWriter(model_dir, start_step=start, total_steps=train_steps,
+                         enabled=jax.process_index() == 0, progress_bar=progress_bar)
+  data = dataset_fn(start)
+  pending: list[dict] = []
+  last: dict[str, float] = {}
+  preempted = False
+  step = start
+  window_start, window_step = time.perf_counter(), start
+  try:
+    with _SigtermFlag() as sigterm:
+      while step < train_steps:
+        try:
+          local = next(data)
+        except StopIteration:
+          raise RuntimeError(f"the training data ran out at step {step} of {train_steps}") from None
+        if step == start:  # Throughput figures need the row length.
+          sequence_length = local["decoder_target_tokens"].shape[1]
+          tokens_per_step = batch_size * sequence_length
+          flops_per_step = model.config.flops_per_token(sequence_length) * tokens_per_step
+        state, metrics = step_fn(state, multihost.global_batch(local, mesh))
+        step += 1
+        pending.append(metrics)
+        if step == start + 1:  # Leave compilation out of the first throughput window.
+          jax.block_until_ready(metrics)
+          window_start, window_step = time.perf_counter(), step
+        ckpt.save(state, step=step)
+        log_now = step % log_every == 0 or step == train_steps
+        if log_now or sigterm.raised:
+          host = jax.device_get(pending)
+          pending = []
+          bad = [start + 1 + i for i, m in enumerate(host) if m["nonfinite"]]
+          elapsed = time.perf_counter() - window_start
+          steps_done = step - window_step
+          last = {k: float(v) for k, v in host[-1].items() if k != "nonfinite"}
+          last["tokens_per_second"] = tokens_per_step * steps_done / elapsed
+          last["mfu"] = flops_per_step * steps_done / elapsed / (peak * mesh.devices.size)
+          last["nonfinite_steps"] = float(sum(m["nonfinite"] for m in host))
+          writer.write(step, last)
+          window_start, window_step = time.perf_counter(), step
+          if bad and nan_policy == "stop":
+            raise NonFiniteLossError(
+                f"loss or gradient norm was NaN/Inf at step(s) {bad[:5]}; the last good "
+                f"checkpoint is in {ckpt.directory} (nan_policy='stop')")
+        # Across processes the decision must be collective, so it is taken at log steps.
+        check_preemption = log_now or jax.process_count() == 1
+        if check_preemption and multihost.any_process(sigterm.raised):
+          logging.warning("SIGTERM received: saving step %d and exiting", step)
+          ckpt.save(state, step=step, force=True)
+          preempted = True
+          break
+      if not preempted:
+        ckpt.save(state, step=step, force=True)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  return TrainResult(state=state, last_step=step, preempted=preempted, last_metrics=last)
