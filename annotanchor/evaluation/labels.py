@@ -4,8 +4,9 @@ A labeller maps one sample to the values of its semantic attributes (genre, hero
 location, ...). An attribute it cannot read is left out or given as UNKNOWN; the
 metrics treat both the same way (see `diversity.semantic_entropy`).
 """
-import importlib
 from typing import Callable, Dict, Mapping, Protocol, Sequence, runtime_checkable
+
+from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 
 UNKNOWN = "unknown"
 
@@ -46,9 +47,6 @@ class AnnotationTagLabeller:
     return labels
 
 
-INPUTS = ("prompt", "annotation", "response")
-
-
 class FunctionLabeller:
   """Adapts a plain function to the Labeller protocol.
 
@@ -61,46 +59,16 @@ class FunctionLabeller:
   """
 
   def __init__(self, fn: Callable[..., Mapping[str, object]], inputs: Sequence[str] = INPUTS):
-    bad = [i for i in inputs if i not in INPUTS]
-    if bad or not inputs:
-      raise ValueError(f"labeller inputs {list(inputs)} must be a non-empty subset of {INPUTS}")
     self.fn = fn
-    self.inputs = tuple(inputs)
+    self._call = adapt(fn, inputs)
 
   def __call__(self, prompt: str, annotation: str, response: str) -> Dict[str, str]:
-    fields = {"prompt": prompt, "annotation": annotation, "response": response}
-    out = self.fn(*(fields[i] for i in self.inputs))
+    out = self._call(prompt, annotation, response)
     if not isinstance(out, Mapping):
       raise TypeError(f"labeller {self.fn!r} returned {type(out).__name__}, not a mapping")
     return {str(k): UNKNOWN if v is None else str(v) for k, v in out.items()}
 
 
-def import_object(path: str) -> object:
-  """Imports `package.module:name` or `package.module.name`.
-
-  Raises:
-    ValueError: naming the path, when the module or the name is not found.
-  """
-  module_name, sep, attr = path.partition(":")
-  if not sep:
-    module_name, _, attr = path.rpartition(".")
-  if not module_name or not attr:
-    raise ValueError(f"{path!r} is not an import path like 'package.module:function'")
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as e:
-    raise ValueError(f"cannot import module {module_name!r} of {path!r}: {e}") from None
-  obj = module
-  for part in attr.split("."):
-    if not hasattr(obj, part):
-      raise ValueError(f"module {module_name!r} has no {attr!r} (from {path!r})")
-    obj = getattr(obj, part)
-  return obj
-
-
 def labeller_from_path(path: str, inputs: Sequence[str] = INPUTS) -> FunctionLabeller:
   """A FunctionLabeller around the function at import path `path`."""
-  fn = import_object(path)
-  if not callable(fn):
-    raise ValueError(f"{path!r} is not callable")
-  return FunctionLabeller(fn, inputs)
+  return FunctionLabeller(import_callable(path), inputs)

@@ -27,7 +27,8 @@ def test_function_labeller_and_import_path():
   assert lab("p", "a", "") == {"hero": labels.UNKNOWN}
   lab = labels.labeller_from_path("tests.evaluation.test_labels:_hero_of", ("response",))
   assert lab("p", "", "Bo ran") == {"hero": "Bo"}
-  assert labels.import_object("os.path.join") is __import__("os").path.join
+  from annotanchor.evaluation.hooks import import_object
+  assert import_object("os.path.join") is __import__("os").path.join
 
 
 @pytest.mark.parametrize("path, message", [

@@ -1,0 +1,240 @@
+"""The `evaluate` entry point: sample files of several arms -> report.json, report.md, plots.
+
+  python -m annotanchor.evaluate --gin_file=gin/runs/evaluate.gin \
+      --gin.SAMPLE_FILES="{'base': 'runs/base/samples.jsonl', 'sft': ..., 'anchored': ...}" \
+      --gin.OUTPUT_DIR="'runs/eval'"
+
+Works from sample files alone (no model, no jax). Each diversity metric is computed per
+prompt over its N samples, averaged over prompts per arm, and compared across arms with
+a paired bootstrap over prompts (see annotanchor/evaluation/compare.py).
+"""
+import sys
+
+if __name__ == "__main__":
+  # `python -m` runs this file as __main__; run the imported module instead, so that its
+  # gin configurables are registered once (a gin file's `import annotanchor.evaluate`
+  # would otherwise register them a second time and fail).
+  from annotanchor.evaluate import main as _main
+  sys.exit(_main())
+
+import os
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import gin
+import numpy as np
+
+from annotanchor.evaluation import compare, diversity, plots, quality, report
+from annotanchor.evaluation.embedding import EmbeddingsUnavailable, MiniLMEmbedder
+from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
+from annotanchor.evaluation.judge import JudgeError, JudgeQuality
+from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
+from annotanchor.evaluation.samples import ArmSamples, SampleFileError, load_arms
+
+for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeQuality, MiniLMEmbedder):
+  gin.external_configurable(_cls, module="annotanchor.evaluation")
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+
+
+def _resolve_labeller(labeller, inputs: Sequence[str]):
+  if labeller is None or callable(labeller):
+    return labeller
+  if labeller == "annotation_tags":
+    return AnnotationTagLabeller()
+  return labeller_from_path(labeller, inputs)
+
+
+def _resolve_quality(quality_fn, inputs: Sequence[str]):
+  if quality_fn is None:
+    return None
+  fn = import_callable(quality_fn) if isinstance(quality_fn, str) else quality_fn
+  return adapt(fn, inputs)
+
+
+def _resolve_embedder(embedder) -> Optional[Embedder]:
+  if embedder == "minilm":
+    return MiniLMEmbedder()
+  if embedder is None or callable(embedder):
+    return embedder
+  raise ValueError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
+
+
+def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder],
+                        distinct_ns: Sequence[int], distinct_k_k: Optional[int],
+                        distinct_k_threshold: Optional[float], unknown: str):
+  """Returns ({metric: {arm: (P,)}}, {attr: {arm: (P,)}}, {attr: {arm: rate}}, attrs)."""
+  texts = {a: [[s.response for s in row] for row in rows] for a, rows in arms.by_arm.items()}
+  metrics: Dict[str, Dict[str, np.ndarray]] = {}
+  by_attr: Dict[str, Dict[str, np.ndarray]] = {}
+  unknown_rate: Dict[str, Dict[str, float]] = {}
+  attrs: List[str] = []
+  if labeller is not None:
+    labels = {a: [[labeller(s.prompt, s.annotation, s.response) for s in row] for row in rows]
+              for a, rows in arms.by_arm.items()}
+    # One attribute set for every arm, so arms are measured on the same attributes.
+    attrs = sorted({k for rows in labels.values() for k in diversity.attribute_names(rows)})
+    if attrs:
+      metrics["semantic_entropy"] = {}
+      for arm, rows in labels.items():
+        ent, rate = diversity.semantic_entropy(rows, attrs, unknown)
+        metrics["semantic_entropy"][arm] = compare._nanmean(ent, axis=0)
+        for i, attr in enumerate(attrs):
+          by_attr.setdefault(attr, {})[arm] = ent[i]
+          unknown_rate.setdefault(attr, {})[arm] = float(rate[i].mean())
+  embeddings = {}
+  if embedder is not None:
+    n = arms.num_samples
+    for arm, rows in texts.items():
+      flat = embedder([t for row in rows for t in row])
+      embeddings[arm] = np.asarray(flat).reshape(len(rows), n, -1)
+    metrics["embedding_distance"] = {
+        a: np.array([diversity.mean_pairwise_cosine_distance(e) for e in embeddings[a]])
+        for a in texts}
+  if distinct_k_threshold is not None and embedder is None:
+    raise ValueError("distinct_k_threshold needs an embedder")
+  metrics["distinct_k"] = {
+      a: np.array([diversity.distinct_k(
+          row, distinct_k_k, embeddings[a][j] if embeddings else None, distinct_k_threshold)
+          for j, row in enumerate(rows)], dtype=np.float64)
+      for a, rows in texts.items()}
+  for arm, rows in texts.items():
+    for name, values in diversity.distinct_n_dict(rows, distinct_ns).items():
+      metrics.setdefault(name, {})[arm] = values
+  return metrics, by_attr, unknown_rate, attrs
+
+
+@gin.configurable(module="annotanchor")
+def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRED,
+             output_dir: str = gin.REQUIRED,
+             labeller=None,
+             quality_fn=None,
+             base_arm: str = "base",
+             sft_arm: str = "sft",
+             anchored_arm: str = "anchored",
+             labeller_inputs: Sequence[str] = INPUTS,
+             quality_inputs: Sequence[str] = INPUTS,
+             embedder="minilm",
+             distinct_ns: Sequence[int] = (1, 2),
+             distinct_k_k: Optional[int] = None,
+             distinct_k_threshold: Optional[float] = None,
+             unknown: str = "label",
+             num_resamples: int = 1000,
+             seed: int = 0,
+             confidence: float = 0.95,
+             rel_tol: float = 0.01,
+             write_plots: bool = True) -> dict:
+  """Measures every arm's diversity and quality and compares the arms.
+
+  Args:
+    sample_files: paths of JSONL sample files (arms read from the records), or a
+      mapping arm -> path (see `samples.load_arms`).
+    output_dir: where report.json, report.md and the PNG plots go.
+    labeller: the label source for semantic entropy: a Labeller, "annotation_tags"
+      (the sampled annotation's tags), an import path "pkg.module:function", or None
+      (no semantic entropy).
+    quality_fn: a quality function (see `evaluation.quality`), an import path, e.g. the
+      storyworld checker, or a JudgeQuality; None: quality is not measured.
+    base_arm, sft_arm, anchored_arm: the arms the comparisons are built on; all must be
+      present. Other arms (ablations) are reported and compared like the anchored one.
+    labeller_inputs, quality_inputs: the sample fields an imported function takes.
+    embedder: "minilm" (needs the `embeddings` extra), a callable texts -> (N, D)
+      array, or None (no embedding distance).
+    distinct_ns: the n of distinct-n.
+    distinct_k_k: k of distinct_k (None: all N samples).
+    distinct_k_threshold: None: classes by normalised text equality; a number:
+      classes by embedding cosine similarity >= threshold.
+    unknown: how unknown labels count in semantic entropy, "label" or "drop".
+    num_resamples, seed, confidence: the bootstrap over prompts.
+    rel_tol: ratio denominators within rel_tol * |D(base)| of zero count as zero.
+    write_plots: also write the PNG plots.
+
+  Returns:
+    The report (as written to report.json).
+
+  Raises:
+    SampleFileError: malformed or mismatched sample files; nothing is written then.
+  """
+  if anchored_arm in (base_arm, sft_arm) or base_arm == sft_arm:
+    raise ValueError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
+                     f"{anchored_arm!r}")
+  arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
+  labeller = _resolve_labeller(labeller, labeller_inputs)
+  qfn = _resolve_quality(quality_fn, quality_inputs)
+  embed = _resolve_embedder(embedder)
+  # Report order: the three named arms first, then the ablations as given.
+  order = [base_arm, sft_arm, anchored_arm] + [
+      a for a in arms.arms if a not in (base_arm, sft_arm, anchored_arm)]
+
+  metrics, by_attr, unknown_rate, attrs = _per_prompt_metrics(
+      arms, labeller, embed, distinct_ns, distinct_k_k, distinct_k_threshold, unknown)
+  boot = compare.Bootstrap(len(arms.prompt_ids), num_resamples, seed, confidence)
+
+  out_arms = {a: {"diversity": {}, "quality": {}, "entropy_by_attribute": {},
+                  "unknown_rate": {}} for a in order}
+  comparisons = {}
+  for name, per_arm in metrics.items():
+    summary = compare.summarize_metric(per_arm, boot, base_arm, sft_arm, rel_tol, order)
+    for a in order:
+      out_arms[a]["diversity"][name] = summary["per_arm"][a]
+    comparisons[name] = summary["comparisons"]
+  for attr in attrs:
+    figs = compare.ArmFigures(by_attr[attr], boot)
+    for a in order:
+      out_arms[a]["entropy_by_attribute"][attr] = figs.estimate(a).to_dict()
+      out_arms[a]["unknown_rate"][attr] = unknown_rate[attr][a]
+  if qfn is not None:
+    q_per_arm = {a: quality.quality_per_prompt(
+        qfn, [[(s.prompt, s.annotation, s.response) for s in row] for row in arms.by_arm[a]])
+        for a in order}
+    names = sorted({n for q in q_per_arm.values() for n in q},
+                   key=lambda n: (n != quality.OVERALL, n))
+    for n in names:
+      figs = compare.ArmFigures(
+          {a: q_per_arm[a].get(n, np.full(boot.num_prompts, np.nan)) for a in order}, boot)
+      for a in order:
+        out_arms[a]["quality"][n] = figs.estimate(a).to_dict()
+
+  files = ({k: os.fspath(v) for k, v in sample_files.items()}
+           if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])
+  result = {
+      "num_prompts": len(arms.prompt_ids), "num_samples": arms.num_samples,
+      "base_arm": base_arm, "sft_arm": sft_arm, "anchored_arm": anchored_arm,
+      "sample_files": files, "output_dir": os.fspath(output_dir),
+      "settings": {
+          "labeller": None if labeller is None else type(labeller).__name__,
+          "unknown": unknown, "embedder": None if embed is None else type(embed).__name__,
+          "distinct_ns": list(distinct_ns), "distinct_k_k": distinct_k_k or arms.num_samples,
+          "distinct_k_equivalence": ("normalised text equality" if distinct_k_threshold is None
+                                     else f"embedding cosine >= {distinct_k_threshold}"),
+          "num_resamples": num_resamples, "seed": seed, "confidence": confidence,
+          "rel_tol": rel_tol, "interval": "paired percentile bootstrap over prompts"},
+      "arms": out_arms,
+      "comparisons": comparisons,
+  }
+  report.write_report(result, output_dir)
+  if write_plots:
+    plots.write_plots(result, output_dir)
+  return result
+
+
+_USER_ERRORS = (SampleFileError, EmbeddingsUnavailable, JudgeError, ValueError)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """`annotanchor evaluate` / `python -m annotanchor.evaluate` with t5x-style gin flags."""
+  from annotanchor.gin_utils import GinFlagError, parse_and_bind
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if any(a in ("-h", "--help") for a in argv):
+    print(__doc__)
+    return 0
+  try:
+    rest = parse_and_bind(argv)
+    if rest:
+      raise ValueError(f"unexpected arguments {rest}; evaluate takes only gin flags")
+    result = evaluate()
+  except (GinFlagError, *_USER_ERRORS) as e:
+    print(f"annotanchor evaluate: error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']}")
+  return 0
+

@@ -1,0 +1,88 @@
+"""PNG plots of a report (matplotlib, Agg backend, written atomically)."""
+import io
+import os
+from typing import List
+
+from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.evaluation.report import metric_title
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")  # files only; never a display
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, path: str) -> str:
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+  _pyplot().close(fig)
+  write_atomic(path, buf.getvalue())
+  return path
+
+
+def _err(est: dict):
+  """Asymmetric error-bar half-widths of an estimate (0 where there is no interval)."""
+  if est["value"] is None or est["ci"] is None:
+    return [[0.0], [0.0]]
+  return [[est["value"] - est["ci"][0]], [est["ci"][1] - est["value"]]]
+
+
+def diversity_vs_quality(report: dict, path: str) -> str:
+  """One panel per diversity metric: each arm at (quality, D) with both intervals."""
+  plt = _pyplot()
+  arms = list(report["arms"])
+  metrics = list(report["arms"][arms[0]]["diversity"])
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.8), squeeze=False,
+                           layout="constrained")
+  for ax, m in zip(axes[0], metrics):
+    for i, arm in enumerate(arms):
+      d = report["arms"][arm]["diversity"][m]
+      q = report["arms"][arm]["quality"]["quality"]
+      if d["value"] is None or q["value"] is None:
+        continue
+      ax.errorbar(q["value"], d["value"], xerr=_err(q), yerr=_err(d), fmt="o", capsize=3,
+                  color=f"C{i}", label=arm)
+      ax.annotate(arm, (q["value"], d["value"]), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("quality")
+    ax.set_ylabel(metric_title(m))
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(fontsize="small")
+  fig.suptitle("Diversity against quality per arm")
+  return _save(fig, path)
+
+
+def entropy_by_attribute(report: dict, path: str) -> str:
+  """Grouped bars: semantic entropy per attribute, one bar per arm, with intervals."""
+  plt = _pyplot()
+  arms = list(report["arms"])
+  attrs = list(report["arms"][arms[0]]["entropy_by_attribute"])
+  width = 0.8 / len(arms)
+  fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(attrs) * max(1, len(arms) / 2)), 3.8))
+  for i, arm in enumerate(arms):
+    ests = [report["arms"][arm]["entropy_by_attribute"][a] for a in attrs]
+    xs = [j + (i - (len(arms) - 1) / 2) * width for j in range(len(attrs))]
+    vals = [0.0 if e["value"] is None else e["value"] for e in ests]
+    lo = [_err(e)[0][0] for e in ests]
+    hi = [_err(e)[1][0] for e in ests]
+    ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=arm, color=f"C{i}")
+  ax.set_xticks(range(len(attrs)))
+  ax.set_xticklabels(attrs, rotation=30, ha="right")
+  ax.set_ylabel("entropy (bits)")
+  ax.set_title("Semantic entropy by attribute")
+  ax.legend(fontsize="small")
+  return _save(fig, path)
+
+
+def write_plots(report: dict, output_dir: str) -> List[str]:
+  """Writes the plots the report has data for; returns their paths."""
+  arms = list(report["arms"])
+  written = []
+  if "quality" in report["arms"][arms[0]]["quality"] and report["arms"][arms[0]]["diversity"]:
+    written.append(diversity_vs_quality(report, os.path.join(output_dir,
+                                                             "diversity_vs_quality.png")))
+  if report["arms"][arms[0]].get("entropy_by_attribute"):
+    written.append(entropy_by_attribute(report, os.path.join(output_dir,
+                                                             "entropy_by_attribute.png")))
+  return written

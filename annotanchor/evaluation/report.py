@@ -1,0 +1,106 @@
+"""report.json and report.md from the evaluation results (written atomically).
+
+report.json layout:
+
+  {"num_prompts": P, "num_samples": N, "base_arm": ..., "sft_arm": ..., "anchored_arm": ...,
+   "settings": {...},
+   "arms": {arm: {"diversity": {metric: E}, "quality": {name: E},
+                  "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float}}},
+   "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}}}
+
+with E = {"value": float|null, "ci": [low, high]|null, "reason": str (only when null)}.
+"""
+import json
+from typing import List, Optional
+
+from annotanchor.evaluation.atomic import write_atomic
+
+METRIC_TITLES = {
+    "semantic_entropy": "semantic entropy (bits)",
+    "embedding_distance": "embedding distance",
+    "distinct_k": "distinct_k",
+}
+
+
+def metric_title(name: str) -> str:
+  return METRIC_TITLES.get(name, name.replace("_", "-") if name.startswith("distinct_") else name)
+
+
+def fmt_estimate(est: dict, digits: int = 3) -> str:
+  """`1.234 [1.100, 1.400]`, or `n/a` (with a footnote mark when a reason exists)."""
+  if est is None:
+    return ""
+  if est["value"] is None:
+    return "n/a*" if est.get("reason") else "n/a"
+  text = f"{est['value']:.{digits}f}"
+  if est["ci"] is not None:
+    text += f" [{est['ci'][0]:.{digits}f}, {est['ci'][1]:.{digits}f}]"
+  elif est.get("reason"):
+    text += " [n/a*]"
+  return text
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+  return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+          *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def render_markdown(report: dict) -> str:
+  """The human-readable report: per-arm table, comparisons, per-attribute entropy."""
+  arms = list(report["arms"])
+  first = report["arms"][arms[0]]
+  metrics, quals = list(first["diversity"]), list(first["quality"])
+  conf = round(100 * report["settings"]["confidence"])
+  lines = [
+      "# Diversity report", "",
+      f"{report['num_prompts']} prompts x {report['num_samples']} samples per arm. "
+      f"Intervals: {conf}% paired percentile bootstrap over prompts "
+      f"({report['settings']['num_resamples']} resamples, seed {report['settings']['seed']}).",
+      "", "## Per arm", ""]
+  lines += _table(["arm"] + [metric_title(m) for m in metrics] + quals,
+                  [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
+                   + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
+                   for a in arms])
+  lines += [f"## Comparisons (base = {report['base_arm']}, sft = {report['sft_arm']})", "",
+            "collapse = D(base) - D(arm); gap closed = (D(arm) - D(sft)) / (D(base) - D(sft)); "
+            "collapse ratio = collapse(sft) / collapse(arm).", ""]
+  notes = []
+  rows = []
+  for m, by_arm in report["comparisons"].items():
+    for arm, comp in by_arm.items():
+      cells = [metric_title(m), arm]
+      for key in ("collapse", "gap_closed", "collapse_ratio"):
+        est = comp.get(key)
+        cells.append(fmt_estimate(est) if est else "")
+        if est and est.get("reason"):
+          notes.append(f"\\* {metric_title(m)}, {arm}, {key}: {est['reason']}")
+      rows.append(cells)
+  lines += _table(["metric", "arm", "collapse", "gap closed", "collapse ratio"], rows)
+  attrs = list(first.get("entropy_by_attribute", {}))
+  if attrs:
+    lines += ["## Semantic entropy by attribute (bits; unknown rate in parentheses)", ""]
+    lines += _table(["attribute"] + arms,
+                    [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
+                               f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
+                     for attr in attrs])
+  if notes:
+    lines += ["## Notes", "", *notes, ""]
+  return "\n".join(lines)
+
+
+def write_report(report: dict, output_dir: str) -> List[str]:
+  """Writes report.json and report.md under `output_dir`; returns their paths."""
+  import os
+  json_path = os.path.join(output_dir, "report.json")
+  md_path = os.path.join(output_dir, "report.md")
+  # allow_nan=False: a NaN that slipped through is a bug, not a number to print.
+  write_atomic(json_path, json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n")
+  write_atomic(md_path, render_markdown(report))
+  return [json_path, md_path]
+
+
+def read_report(output_dir: str) -> Optional[dict]:
+  """Loads report.json from `output_dir`."""
+  import os
+  with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as f:
+    return json.load(f)

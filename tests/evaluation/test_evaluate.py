@@ -1,0 +1,161 @@
+"""The evaluate entry point end to end on constructed arms with known answers."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import gin
+import numpy as np
+import pytest
+
+from annotanchor import evaluate as evaluate_mod
+from annotanchor.evaluation.embedding import minilm
+from annotanchor.evaluation.samples import SampleFileError
+
+GENRES = ["myth", "noir", "farce", "saga"]
+HEROES = [f"h{i}" for i in range(8)]
+N, P = 8, 4
+
+
+def _arm(genres, heroes):
+  """Per prompt: N annotations and responses; response i tells of its genre and hero."""
+  anns, resps = {}, {}
+  for p in range(P):
+    pid = f"p{p}"
+    anns[pid] = [f"<ann> genre:{g} hero:{h} </ann>" for g, h in zip(genres, heroes)]
+    resps[pid] = [f"A {g} story about {h}." for g, h in zip(genres, heroes)]
+  return resps, anns
+
+
+def _files(write_arm):
+  base = _arm([GENRES[i % 4] for i in range(N)], HEROES)          # 2 + 3 bits
+  sft = _arm(["myth"] * N, ["h0"] * N)                           # 0 bits
+  anchored = _arm([GENRES[i % 2] for i in range(N)], HEROES)     # 1 + 3 bits
+  return {"base": write_arm("base", *base), "sft": write_arm("sft", *sft),
+          "anchored": write_arm("anchored", *anchored)}
+
+
+def fake_embedder(texts):
+  """Deterministic bag-of-letters vectors: equal texts give equal vectors."""
+  out = np.zeros((len(texts), 26))
+  for i, t in enumerate(texts):
+    for ch in t.lower():
+      if "a" <= ch <= "z":
+        out[i, ord(ch) - 97] += 1
+  return out
+
+
+def style_checker(prompt, response):
+  return {"ends_with_period": response.endswith("."), "mentions_myth": "myth" in response}
+
+
+def test_known_answers(tmp_path, write_arm):
+  out_dir = str(tmp_path / "eval")
+  rep = evaluate_mod.evaluate(_files(write_arm), out_dir, labeller="annotation_tags",
+                              quality_fn="tests.evaluation.test_evaluate:style_checker",
+                              quality_inputs=("prompt", "response"), embedder=fake_embedder,
+                              num_resamples=200)
+  arms = rep["arms"]
+  assert list(arms) == ["base", "sft", "anchored"]
+  ent = {a: arms[a]["diversity"]["semantic_entropy"]["value"] for a in arms}
+  assert ent == pytest.approx({"base": 2.5, "sft": 0.0, "anchored": 2.0})
+  assert arms["base"]["entropy_by_attribute"]["genre"]["value"] == pytest.approx(2.0)
+  assert arms["anchored"]["entropy_by_attribute"]["hero"]["value"] == pytest.approx(3.0)
+  assert arms["base"]["unknown_rate"]["genre"] == 0.0
+  comp = rep["comparisons"]["semantic_entropy"]["anchored"]
+  assert comp["gap_closed"]["value"] == pytest.approx(2.0 / 2.5)
+  assert comp["collapse_ratio"]["value"] == pytest.approx(2.5 / 0.5)
+  assert rep["comparisons"]["semantic_entropy"]["sft"]["collapse"]["value"] == pytest.approx(2.5)
+  dk = {a: arms[a]["diversity"]["distinct_k"]["value"] for a in arms}
+  assert dk == {"base": 8.0, "sft": 1.0, "anchored": 8.0}
+  assert arms["sft"]["diversity"]["embedding_distance"]["value"] == pytest.approx(0.0, abs=1e-12)
+  assert arms["base"]["diversity"]["embedding_distance"]["value"] > 0
+  # "A myth story about h0." has 5 words, all distinct in sft's 8 copies: 5 / 40.
+  assert arms["sft"]["diversity"]["distinct_1"]["value"] == pytest.approx(5 / 40)
+  q = {a: arms[a]["quality"] for a in arms}
+  assert q["sft"]["quality"]["value"] == 1.0
+  assert q["base"]["quality"]["value"] == pytest.approx(2 / 8)
+  assert q["anchored"]["mentions_myth"]["value"] == pytest.approx(0.5)
+  assert q["base"]["ends_with_period"]["value"] == 1.0
+
+  with open(os.path.join(out_dir, "report.json")) as f:
+    assert json.load(f) == rep
+  md = open(os.path.join(out_dir, "report.md")).read()
+  assert "| base | 2.500" in md and "gap closed" in md and "| genre |" in md
+  for png in ("diversity_vs_quality.png", "entropy_by_attribute.png"):
+    with open(os.path.join(out_dir, png), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert not [n for n in os.listdir(out_dir) if n.endswith(".tmp")]
+
+
+def test_ablation_arm_and_list_of_files(tmp_path, write_arm):
+  files = list(_files(write_arm).values())
+  files.append(write_arm("no_ann", *_arm(["myth"] * 4 + ["noir"] * 4, HEROES)))
+  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), labeller="annotation_tags",
+                              embedder=None, num_resamples=50, write_plots=False)
+  assert list(rep["arms"]) == ["base", "sft", "anchored", "no_ann"]
+  assert rep["comparisons"]["semantic_entropy"]["no_ann"]["gap_closed"]["value"] == \
+      pytest.approx(2.0 / 2.5)
+  assert "embedding_distance" not in rep["arms"]["base"]["diversity"]
+  assert rep["arms"]["base"]["quality"] == {}
+  assert not os.path.exists(str(tmp_path / "e" / "entropy_by_attribute.png"))
+
+
+def test_missing_arm_writes_nothing(tmp_path, write_arm):
+  files = _files(write_arm)
+  del files["anchored"]
+  out_dir = tmp_path / "eval"
+  with pytest.raises(SampleFileError, match="'anchored' missing"):
+    evaluate_mod.evaluate(files, str(out_dir), embedder=None)
+  assert not out_dir.exists()
+
+
+def test_missing_embedding_extra_is_named(tmp_path, write_arm, monkeypatch):
+  import importlib.util
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(minilm.EmbeddingsUnavailable, match=r"annotanchor\[embeddings\]"):
+    evaluate_mod.evaluate(_files(write_arm), str(tmp_path / "e"))
+
+
+def test_main_with_gin_flags(tmp_path, write_arm, capsys):
+  files = _files(write_arm)
+  out_dir = str(tmp_path / "eval")
+  gin.clear_config()
+  try:
+    rc = evaluate_mod.main([
+        "--gin_file=gin/runs/evaluate.gin", f"--gin.SAMPLE_FILES={files!r}",
+        f"--gin.OUTPUT_DIR={out_dir!r}", "--gin.evaluate.embedder=None",
+        "--gin.evaluate.labeller='annotation_tags'", "--gin.evaluate.num_resamples=20"])
+  finally:
+    gin.clear_config()
+  assert rc == 0, capsys.readouterr().err
+  with open(os.path.join(out_dir, "report.json")) as f:
+    assert json.load(f)["arms"]["sft"]["diversity"]["semantic_entropy"]["value"] == 0.0
+
+
+def test_main_reports_bad_files(tmp_path, capsys):
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text("{oops\n")
+  gin.clear_config()
+  try:
+    rc = evaluate_mod.main([f"--gin.evaluate.sample_files=[{str(bad)!r}]",
+                            f"--gin.evaluate.output_dir={str(tmp_path)!r}"])
+  finally:
+    gin.clear_config()
+  assert rc == 2
+  assert f"{bad}:1: not valid JSON" in capsys.readouterr().err
+
+
+def test_python_dash_m(tmp_path, write_arm):
+  files = _files(write_arm)
+  out_dir = str(tmp_path / "eval")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run(
+      [sys.executable, "-m", "annotanchor.evaluate", "--gin_file=gin/runs/evaluate.gin",
+       f"--gin.SAMPLE_FILES={files!r}", f"--gin.OUTPUT_DIR={out_dir!r}",
+       "--gin.evaluate.embedder=None", "--gin.evaluate.num_resamples=20"],
+      cwd=root, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert os.path.exists(os.path.join(out_dir, "report.md"))
+  assert math.isfinite(json.load(open(os.path.join(out_dir, "report.json")))["num_prompts"])
