@@ -1,12 +1,14 @@
 """Quality: a per-sample score in [0, 1], averaged per prompt.
 
 A quality function takes (prompt, annotation, response) and returns either a number
-(a bool counts as 0/1) or a mapping of named checks, e.g. the storyworld checker's
-{"well_formed": True, "assistant_style": True, "prompt_followed": False}. For a
+(a bool counts as 0/1) or named checks, as a mapping or a dataclass instance (its
+fields), e.g. the storyworld checker's Quality(well_formed=True, assistant_style=True,
+prompt_followed=False). For a
 mapping, each check is reported on its own and the sample's overall score is the
 minimum over the checks: for booleans, "passes every check", the storyworld
 definition of quality.
 """
+import dataclasses
 import math
 from typing import Callable, Dict, Mapping, Protocol, Sequence, Tuple, Union
 
@@ -36,6 +38,8 @@ def score_sample(fn: QualityFn, prompt: str, annotation: str, response: str
                  ) -> Dict[str, float]:
   """{"quality": overall, and each named check} for one sample."""
   raw = fn(prompt, annotation, response)
+  if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+    raw = {f.name: getattr(raw, f.name) for f in dataclasses.fields(raw)}
   if isinstance(raw, Mapping):
     if not raw:
       raise ValueError(f"quality function {fn!r} returned no checks")

@@ -1,4 +1,5 @@
 """Quality functions and the judge hook against a local HTTP server."""
+import dataclasses
 import http.server
 import json
 import threading
@@ -19,6 +20,17 @@ def test_scores_and_checks():
   np.testing.assert_allclose(out["followed"], [0.5, 1.0])
   out = quality.quality_per_prompt(quality.constant_quality(0.25), rows)
   assert list(out) == ["quality"] and out["quality"].tolist() == [0.25, 0.25]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verdict:
+  well_formed: bool
+  followed: bool
+
+
+def test_dataclass_checks():
+  out = quality.score_sample(lambda p, a, r: _Verdict(True, False), "p", "", "r")
+  assert out == {"quality": 0.0, "well_formed": 1.0, "followed": 0.0}
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "good", {}])
