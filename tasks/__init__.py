@@ -3,3 +3,4 @@
 Importing this package registers every task and mixture below.
 """
 from tasks import synthetic  # noqa: F401  (registers `synthetic_tokens`)
+from tasks import storyworld  # noqa: F401  (registers the storyworld_* tasks and mixture)

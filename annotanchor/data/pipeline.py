@@ -7,6 +7,7 @@ import seqio
 import tensorflow as tf
 
 from annotanchor.data.feature_converter import WeightedLMFeatureConverter
+from annotanchor.data.registration import register_configured_corpora
 
 
 @gin.configurable
@@ -61,6 +62,7 @@ def get_dataset(mixture_or_task_name: str,
                      f"num_shards={num_shards}.")
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step}.")
+  register_configured_corpora()
   converter = feature_converter or WeightedLMFeatureConverter(pack=pack)
   ds = seqio.get_dataset(
       mixture_or_task_name,

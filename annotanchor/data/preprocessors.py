@@ -174,6 +174,7 @@ def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
 def annotation_only(dataset: tf.data.Dataset, output_features: Features,
                     form: str = "pretraining",
                     prompts: Sequence[str] = ("Tell me a story.",),
+                    document_level: bool = True,
                     template: Optional[PromptTemplate] = None) -> tf.data.Dataset:
   """Annotations of pretraining documents alone, loss on (no EOS).
 
@@ -181,9 +182,12 @@ def annotation_only(dataset: tf.data.Dataset, output_features: Features,
     dataset: documents (`chunks`, `annotations`).
     output_features: the task's features.
     form: "pretraining": one `<ann> tags </ann>` sequence per chunk annotation;
-      "sft_context": one `prompt <ann> tags </ann>` per document with its first
-      chunk's annotation and a prompt drawn from `prompts` (prompt weight 0).
+      "sft_context": one `prompt <ann> tags </ann>` per document, with a prompt
+      drawn from `prompts` (prompt weight 0).
     prompts: open-ended prompts for the SFT-context form.
+    document_level: in the SFT-context form, annotate with the tags of all
+      chunks joined (the document's annotation, like an SFT response's);
+      otherwise with the first chunk's.
     template: prompt template; default `PromptTemplate()` (gin).
 
   Returns:
@@ -210,7 +214,9 @@ def annotation_only(dataset: tf.data.Dataset, output_features: Features,
   @seqio.map_over_dataset(num_seeds=1)
   def convert_with_prompt(ex, seed):
     index = tf.random.stateless_uniform([], seed, 0, len(prompts), dtype=tf.int32)
-    ann, _ = annotation_pieces(ex["annotations"][:1], fmt)
+    body = (tf.strings.reduce_join(ex["annotations"], separator=" ")[None] if document_level
+            else ex["annotations"][:1])
+    ann, _ = annotation_pieces(body, fmt)
     pieces = tf.concat([[_prompt_text(prompt_table[index], template)], ann.flat_values], 0)
     weights = tf.concat([[0.0], tf.ones_like(ann.flat_values, tf.float32)], 0)
     return build_sequence(vocabulary, pieces, weights, weights > 0, eos_weight=None)

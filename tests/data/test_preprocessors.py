@@ -117,8 +117,12 @@ def test_annotation_only_pretraining_form():
 
 def test_annotation_only_sft_context_form():
   (ex,) = run(preprocessors.annotation_only, [DOC], form="sft_context", prompts=["Go on."])
-  check(ex, layout(("<user> Go on.\n<assistant>", 0.0, False), ("<ann> who:Ann </ann>", 1.0, True),
-                   eos=False))
+  check(ex, layout(("<user> Go on.\n<assistant>", 0.0, False),
+                   ("<ann> who:Ann act:go mood:calm </ann>", 1.0, True), eos=False))
+  (first,) = run(preprocessors.annotation_only, [DOC], form="sft_context", prompts=["Go on."],
+                 document_level=False)
+  check(first, layout(("<user> Go on.\n<assistant>", 0.0, False),
+                      ("<ann> who:Ann </ann>", 1.0, True), eos=False))
 
 
 def test_annotation_only_rejects_unknown_form():

@@ -1,0 +1,182 @@
+"""Registering a corpus as the SeqIO tasks and mixtures of the method.
+
+For a corpus prefix P, `register_document_tasks` adds
+
+  P_pretrain                          annotated pretraining (interleave)
+  P_pretrain_plain                    the same documents, no annotations
+  P_annotation_only                   annotation-only, pretraining form
+  P_annotation_only_sft_context       annotation-only, SFT-context form
+
+`register_sft_tasks` adds P_sft (standard) and P_sft_anchored, and
+`register_anchored_mixture` adds P_anchored_sft_mixture: anchored SFT plus
+annotation-only sequences at `AnchoredMixtureRates` (gin). Preprocessor
+knobs (annotation dropout, key-only rate, prompt template, ...) are gin
+bindings of the functions in `preprocessors.py`, read when a dataset is built.
+User files are registered from gin with `JsonlCorpus` (see its docstring).
+"""
+import dataclasses
+import functools
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+import gin
+import seqio
+import tensorflow as tf
+
+from annotanchor.data import preprocessors, sources
+from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
+from annotanchor.data.vocabulary import load_vocabulary
+
+DOCUMENT_SIGNATURE = {"chunks": tf.TensorSpec([None], tf.string),
+                      "annotations": tf.TensorSpec([None], tf.string)}
+SFT_SIGNATURE = {k: tf.TensorSpec([], tf.string) for k in ("prompt", "response", "annotation")}
+
+
+def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
+  """`targets` (EOS added by the preprocessors) and the per-token loss weights."""
+  return {"targets": seqio.Feature(vocabulary, add_eos=False), LOSS_WEIGHTS: loss_weights_feature()}
+
+
+def function_source(examples_fn: Callable[[str], Iterable[dict]], splits: Sequence[str],
+                    signature: Mapping[str, tf.TensorSpec],
+                    num_input_examples: Optional[Mapping[str, int]] = None) -> seqio.DataSource:
+  """A source over `examples_fn(split)` (documents or SFT examples as dicts)."""
+  def dataset_fn(split: str, shuffle_files: bool, seed: Optional[int] = None) -> tf.data.Dataset:
+    del shuffle_files, seed  # The Task shuffles examples.
+    return tf.data.Dataset.from_generator(
+        lambda: ({k: ex[k] for k in signature} for ex in examples_fn(split)),
+        output_signature=dict(signature))
+  return seqio.FunctionDataSource(dataset_fn, splits=list(splits),
+                                  num_input_examples=num_input_examples)
+
+
+def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
+         preprocessor: Callable, shuffle_buffer_size: int) -> str:
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  # Stochastic preprocessors come after the cache placeholder: new draws each epoch.
+  seqio.TaskRegistry.add(name, source=source, output_features=output_features(vocabulary),
+                         preprocessors=[seqio.CacheDatasetPlaceholder(), preprocessor],
+                         shuffle_buffer_size=shuffle_buffer_size)
+  return name
+
+
+def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
+                            open_prompts: Optional[Sequence[str]] = None,
+                            shuffle_buffer_size: int = 10_000) -> list[str]:
+  """Registers the pretraining and annotation-only tasks of a document corpus."""
+  sft_context = functools.partial(preprocessors.annotation_only, form="sft_context")
+  if open_prompts:
+    sft_context = functools.partial(sft_context, prompts=tuple(open_prompts))
+  kinds = {"pretrain": preprocessors.annotated_pretraining,
+           "pretrain_plain": preprocessors.plain_pretraining,
+           "annotation_only": functools.partial(preprocessors.annotation_only, form="pretraining"),
+           "annotation_only_sft_context": sft_context}
+  return [_add(f"{prefix}_{kind}", source, vocabulary, fn, shuffle_buffer_size)
+          for kind, fn in kinds.items()]
+
+
+def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
+                       shuffle_buffer_size: int = 10_000) -> list[str]:
+  """Registers `P_sft` and `P_sft_anchored` over an SFT source."""
+  return [_add(f"{prefix}_sft", source, vocabulary, preprocessors.standard_sft,
+               shuffle_buffer_size),
+          _add(f"{prefix}_sft_anchored", source, vocabulary, preprocessors.anchored_sft,
+               shuffle_buffer_size)]
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class AnchoredMixtureRates:
+  """Shares of the anchored SFT mixture.
+
+  Attributes:
+    annotation_only_rate: share of examples that are annotation-only sequences.
+    sft_context_fraction: of those, the share in the SFT-context form (the
+      rest are in the pretraining form).
+  """
+  annotation_only_rate: float = 0.1
+  sft_context_fraction: float = 0.5
+
+  def __post_init__(self):
+    for name in ("annotation_only_rate", "sft_context_fraction"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"AnchoredMixtureRates.{name} must be in [0, 1], got {getattr(self, name)}.")
+
+  def rate(self, kind: str) -> float:
+    """The mixing rate of 'sft_anchored', 'annotation_only' or 'annotation_only_sft_context'."""
+    rates = {"sft_anchored": 1.0 - self.annotation_only_rate,
+             "annotation_only": self.annotation_only_rate * (1.0 - self.sft_context_fraction),
+             "annotation_only_sft_context": self.annotation_only_rate * self.sft_context_fraction}
+    return rates[kind]
+
+
+def _configured_rate(kind: str, unused_task: seqio.Task) -> float:
+  return AnchoredMixtureRates().rate(kind)
+
+
+def register_anchored_mixture(prefix: str) -> str:
+  """Registers `P_anchored_sft_mixture` (rates read from gin when the data is built)."""
+  name = f"{prefix}_anchored_sft_mixture"
+  if name in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.remove(name)
+  kinds = ("sft_anchored", "annotation_only", "annotation_only_sft_context")
+  seqio.MixtureRegistry.add(name, [(f"{prefix}_{k}", functools.partial(_configured_rate, k))
+                                   for k in kinds])
+  return name
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class JsonlCorpus:
+  """A corpus of JSONL/TFRecord files, registered as tasks from gin.
+
+  In a gin file:
+
+    register_configured_corpora.corpora = [@mydocs/JsonlCorpus()]
+    mydocs/JsonlCorpus.name = "mydocs"
+    mydocs/JsonlCorpus.vocabulary_path = "/path/spm.model"
+    mydocs/JsonlCorpus.documents = {"train": "/data/docs-*.jsonl"}
+    mydocs/JsonlCorpus.sft = {"train": "gs://bucket/sft.tfrecord"}
+
+  Attributes:
+    name: the task prefix.
+    vocabulary_path: SentencePiece model (see `vocabulary.py`).
+    documents: split -> file pattern(s) of annotated documents.
+    sft: split -> file pattern(s) of SFT examples.
+    document_fields / sft_fields: field names.
+    on_error: "raise" or "skip" (see `sources.read_examples`).
+  """
+  name: str
+  vocabulary_path: str
+  documents: Mapping[str, str | Sequence[str]] = dataclasses.field(default_factory=dict)
+  sft: Mapping[str, str | Sequence[str]] = dataclasses.field(default_factory=dict)
+  document_fields: sources.DocumentFields = sources.DocumentFields()
+  sft_fields: sources.SftFields = sources.SftFields()
+  on_error: str = "raise"
+
+  def register(self) -> list[str]:
+    """Registers this corpus's tasks (and mixture, when it has both kinds)."""
+    vocabulary = load_vocabulary(self.vocabulary_path)
+    patterns = lambda files, split: [files[split]] if isinstance(files[split], str) else files[split]
+    names = []
+    if self.documents:
+      docs = lambda split: sources.read_examples(
+          patterns(self.documents, split),
+          functools.partial(sources.document_example, fields=self.document_fields), self.on_error)
+      names += register_document_tasks(self.name, function_source(docs, self.documents,
+                                                                   DOCUMENT_SIGNATURE), vocabulary)
+    if self.sft:
+      sft = lambda split: sources.read_examples(
+          patterns(self.sft, split),
+          functools.partial(sources.sft_example, fields=self.sft_fields), self.on_error)
+      names += register_sft_tasks(self.name, function_source(sft, self.sft, SFT_SIGNATURE),
+                                  vocabulary)
+    if self.documents and self.sft:
+      names.append(register_anchored_mixture(self.name))
+    return names
+
+
+@gin.configurable
+def register_configured_corpora(corpora: Sequence[JsonlCorpus] = ()) -> list[str]:
+  """Registers the corpora bound in gin; `pipeline.get_dataset` calls it."""
+  return [name for corpus in corpora for name in corpus.register()]

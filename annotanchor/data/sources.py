@@ -1,0 +1,182 @@
+"""Reading annotated documents and SFT examples from JSONL, TFRecord or TFDS.
+
+Record layouts (field names configurable):
+
+* document: `{"text": "chunk\\n\\nchunk", "annotations": [ann, ann]}` with one
+  annotation per blank-line-separated chunk, each either the annotation text
+  `"<ann> k:v ... </ann>"` or a `{key: value}` object;
+* SFT example: `{"prompt": ..., "response": ..., "annotation": ann}` (the
+  annotation only for anchored SFT).
+
+Bad records stop reading with a `SourceError` that names the file and the
+record, or, with `on_error="skip"`, are logged, counted and summed up per file
+(`SkipReport`); nothing vanishes silently.
+"""
+import dataclasses
+import json
+import logging
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import gin
+import seqio
+import tensorflow as tf
+
+from annotanchor.data import annotations as ann_lib
+
+Record = Mapping[str, Any]
+
+
+class SourceError(ValueError):
+  """A bad input record; the message names file and record."""
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class DocumentFields:
+  """Field names of document records."""
+  text: str = "text"
+  annotations: str = "annotations"
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class SftFields:
+  """Field names of SFT records."""
+  prompt: str = "prompt"
+  response: str = "response"
+  annotation: str = "annotation"
+
+
+@dataclasses.dataclass
+class SkipReport:
+  """Counts of records read and skipped, per file, for `on_error="skip"`."""
+  read: dict[str, int] = dataclasses.field(default_factory=dict)
+  skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _decode_json(line: str, where: str) -> Record:
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise SourceError(f"{where}: malformed JSON ({e.msg}).") from None
+  if not isinstance(record, dict):
+    raise SourceError(f"{where}: expected a JSON object.")
+  return record
+
+
+def _decode_example(raw: bytes, where: str) -> Record:
+  """A serialized `tf.train.Example` as a dict; bytes lists of one value become strings."""
+  try:
+    example = tf.train.Example.FromString(raw)
+  except Exception as e:  # protobuf raises its own DecodeError
+    raise SourceError(f"{where}: not a tf.train.Example ({e}).") from None
+  record = {}
+  for key, feature in example.features.feature.items():
+    values = [v.decode("utf-8") for v in feature.bytes_list.value]
+    record[key] = values[0] if len(values) == 1 and key != "annotations" else values
+  return record
+
+
+def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
+  """Yields (where, decode) per record of a JSONL (`.jsonl`) or TFRecord file.
+
+  `where` is "FILE, record N"; `decode()` returns the record as a dict or
+  raises SourceError, so a reader can skip a bad record and go on.
+  """
+  if path.endswith(".jsonl"):
+    with tf.io.gfile.GFile(path) as f:
+      for number, line in enumerate(f, start=1):
+        if line.strip():
+          where = f"{path}, record {number}"
+          yield where, lambda line=line, where=where: _decode_json(line, where)
+    return
+  for number, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1):
+    where = f"{path}, record {number}"
+    yield where, lambda raw=raw, where=where: _decode_example(raw, where)
+
+
+def _field(record: Record, name: str, where: str) -> Any:
+  if name not in record:
+    raise SourceError(f"{where}: missing field '{name}' (has {sorted(record)}).")
+  return record[name]
+
+
+def _body(annotation: Any, fmt: ann_lib.AnnotationFormat) -> str:
+  tags = (ann_lib.make_tags(annotation) if isinstance(annotation, dict)
+          else ann_lib.parse_annotation(str(annotation), fmt, strict=True))
+  return ann_lib.format_body(tags)
+
+
+def document_example(record: Record, where: str, fields: DocumentFields = DocumentFields(),
+                     fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, list[str]]:
+  """Validates a document record into `{"chunks", "annotations"}` (bodies)."""
+  text = _field(record, fields.text, where)
+  chunks = ann_lib.split_chunks(text) if isinstance(text, str) else []
+  if not chunks:
+    raise SourceError(f"{where}: empty document in field '{fields.text}'.")
+  raw = _field(record, fields.annotations, where)
+  if not isinstance(raw, list) or len(raw) != len(chunks):
+    count = len(raw) if isinstance(raw, list) else "not a list"
+    raise SourceError(f"{where}: {len(chunks)} chunks but {count} annotations in "
+                      f"'{fields.annotations}'.")
+  bodies = []
+  for i, annotation in enumerate(raw):
+    try:
+      bodies.append(_body(annotation, fmt))
+    except ann_lib.AnnotationError as e:
+      raise SourceError(f"{where}: annotation {i} does not parse: {e}") from None
+  return {"chunks": chunks, "annotations": bodies}
+
+
+def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anchored: bool = True,
+                fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, str]:
+  """Validates an SFT record into `{"prompt", "response"[, "annotation"]}`."""
+  example = {}
+  for key, name in (("prompt", fields.prompt), ("response", fields.response)):
+    value = _field(record, name, where)
+    if not isinstance(value, str) or not value.strip():
+      raise SourceError(f"{where}: field '{name}' is empty or not a string.")
+    example[key] = value
+  if anchored:
+    try:
+      example["annotation"] = _body(_field(record, fields.annotation, where), fmt)
+    except ann_lib.AnnotationError as e:
+      raise SourceError(f"{where}: annotation does not parse: {e}") from None
+  return example
+
+
+def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
+                  on_error: str = "raise", report: Optional[SkipReport] = None) -> Iterator[dict]:
+  """Reads and validates records from JSONL (`.jsonl`) or TFRecord files.
+
+  Args:
+    paths: files or glob patterns (any tf.io.gfile path).
+    convert: `(record, where) -> example`, raising SourceError on bad input.
+    on_error: "raise" (stop at the first bad record) or "skip" (log, count).
+    report: filled with per-file counts when given.
+
+  Yields:
+    Validated examples.
+  """
+  if on_error not in ("raise", "skip"):
+    raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+  report = report if report is not None else SkipReport()
+  files = [f for p in paths for f in sorted(tf.io.gfile.glob(p))]
+  if not files:
+    raise SourceError(f"No input files match {list(paths)}.")
+  for path in files:
+    report.read[path] = report.skipped[path] = 0
+    for where, decode in read_records(path):
+      try:
+        example = convert(decode(), where)
+      except SourceError as e:
+        if on_error == "raise":
+          raise
+        report.skipped[path] += 1
+        logging.warning("Skipping bad record: %s", e)
+        continue
+      report.read[path] += 1
+      yield example
+    if report.skipped[path]:
+      logging.warning("%s: skipped %d bad records, kept %d.", path, report.skipped[path],
+                      report.read[path])

@@ -1,0 +1,151 @@
+"""SentencePiece vocabularies: trained (cached) with our markers as single pieces, or loaded.
+
+Trained models use pad=0, eos=1, unk=2 (the SeqIO convention), no BOS, identity
+normalization (newlines survive), byte fallback (no UNK on unseen characters)
+and no dummy prefix, so that text tokenized piece by piece (see
+`segments.py`) decodes back to exactly the concatenated text. The annotation
+delimiters and prompt markers are user-defined symbols: one token each.
+
+CLI:
+
+  python -m annotanchor.data.vocabulary --output=spm.model --vocab_size=2048 \
+      corpus.jsonl [more.txt ...]
+"""
+import argparse
+import hashlib
+import io
+import json
+import os
+from typing import Callable, Iterable, Optional, Sequence
+
+import gin
+import seqio
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
+import tensorflow as tf
+
+from annotanchor.data.prompts import PromptTemplate
+
+
+def marker_symbols(template: Optional[PromptTemplate] = None) -> list[str]:
+  """The delimiters and prompt markers that must be single tokens."""
+  template = template or PromptTemplate()
+  fmt = template.annotation_format
+  return [fmt.open, fmt.close, template.user_marker, template.assistant_marker]
+
+
+@gin.configurable
+def train_sentencepiece(texts: Iterable[str], output_path: str, vocab_size: int = 2048,
+                        user_defined_symbols: Sequence[str] = (),
+                        model_type: str = "unigram") -> str:
+  """Trains a SentencePiece model and writes it atomically to `output_path`.
+
+  Args:
+    texts: training sentences (documents are fine; newlines are kept).
+    output_path: where to write the `.model` file (any tf.io.gfile path).
+    vocab_size: target size; smaller corpora may give fewer pieces.
+    user_defined_symbols: strings that always become one token; default
+      `marker_symbols()`.
+    model_type: "unigram" or "bpe".
+
+  Returns:
+    `output_path`.
+  """
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+      model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+      user_defined_symbols=list(user_defined_symbols or marker_symbols()),
+      normalization_rule_name="identity", add_dummy_prefix=False,
+      remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
+      split_digits=True, byte_fallback=True, hard_vocab_limit=False,
+      character_coverage=1.0, max_sentence_length=1 << 16, minloglevel=2)
+  directory = os.path.dirname(output_path) or "."
+  tf.io.gfile.makedirs(directory)
+  temporary = f"{output_path}.tmp{os.getpid()}"
+  with tf.io.gfile.GFile(temporary, "wb") as f:
+    f.write(model.getvalue())
+  tf.io.gfile.rename(temporary, output_path, overwrite=True)
+  return output_path
+
+
+def cached_sentencepiece(texts_fn: Callable[[], Iterable[str]], cache_dir: str, key: str,
+                         vocab_size: int = 2048,
+                         user_defined_symbols: Sequence[str] = ()) -> str:
+  """Trains a model once per (key, settings) under `cache_dir`; returns its path."""
+  symbols = list(user_defined_symbols or marker_symbols())
+  digest = hashlib.sha256(json.dumps([key, vocab_size, symbols]).encode()).hexdigest()[:16]
+  path = os.path.join(cache_dir, f"spm-{digest}.model")
+  if not tf.io.gfile.exists(path):
+    train_sentencepiece(texts_fn(), path, vocab_size, symbols)
+  return path
+
+
+def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.SentencePieceVocabulary:
+  """Loads an existing SentencePiece model (ours, or e.g. a T5 or Gemma one).
+
+  In a model that did not reserve them, the delimiters and markers are plain
+  strings and take several tokens each, which works unchanged.
+
+  Args:
+    path: the `.model` file.
+    piecewise_exact: turn off the dummy prefix so that sequences tokenized
+      piece by piece read as the concatenated text (T5 models add a space at
+      every piece otherwise).
+
+  Returns:
+    The vocabulary.
+  """
+  overrides = sentencepiece_model_pb2.NormalizerSpec(add_dummy_prefix=False) \
+      if piecewise_exact else None
+  return seqio.SentencePieceVocabulary(path, normalizer_spec_overrides=overrides)
+
+
+class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
+  """A SentencePiece vocabulary whose model file is produced on first use.
+
+  Tasks are registered at import, before gin is parsed; the model file of a
+  generated corpus depends on gin settings, so it is built only when a
+  pipeline first tokenizes.
+  """
+
+  def __init__(self, model_path_fn: Callable[[], str]):
+    self._model_path_fn = model_path_fn
+    super().__init__(sentencepiece_model_file="")
+
+  def _model_context(self):
+    if not self._model:
+      self._sentencepiece_model_file = self._model_path_fn()
+    return super()._model_context()
+
+
+def _read_texts(paths: Sequence[str], text_fields: Sequence[str]) -> Iterable[str]:
+  for path in paths:
+    with tf.io.gfile.GFile(path) as f:
+      for line in f:
+        if not path.endswith(".jsonl"):
+          yield line.rstrip("\n")
+          continue
+        record = json.loads(line)
+        for field in text_fields:
+          value = record.get(field)
+          for text in (value if isinstance(value, list) else [value]):
+            if isinstance(text, str):
+              yield text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("inputs", nargs="+", help="text files (a sentence per line) or JSONL")
+  parser.add_argument("--output", required=True, help="path of the .model file to write")
+  parser.add_argument("--vocab_size", type=int, default=2048)
+  parser.add_argument("--text_fields", default="text,annotations,prompt,response,annotation",
+                      help="JSONL fields to train on (strings or lists of strings)")
+  args = parser.parse_args(argv)
+  path = train_sentencepiece(_read_texts(args.inputs, args.text_fields.split(",")), args.output,
+                             args.vocab_size)
+  print(f"wrote {path} ({spm.SentencePieceProcessor(model_file=path).vocab_size()} pieces)")
+
+
+if __name__ == "__main__":
+  main()

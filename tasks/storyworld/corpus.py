@@ -1,0 +1,89 @@
+"""The storyworld corpora and vocabulary on disk: generated once per config, then read.
+
+Files live in `<cache_dir>/storyworld/<config hash>/`, written to a temporary
+directory and renamed into place, so a crash never leaves a half-written
+corpus and concurrent processes agree on one.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import gin
+
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.vocabulary import train_sentencepiece
+from tasks.storyworld import generate
+
+# Bump when generated text changes, so old caches are not reused.
+GENERATOR_VERSION = 1
+SPLITS = ("train", "validation")
+
+
+@gin.configurable
+def cache_dir(path: str | None = None) -> str:
+  """Root of annotanchor's caches: `path`, else $ANNOTANCHOR_CACHE_DIR, else ~/.cache/annotanchor."""
+  return path or os.environ.get("ANNOTANCHOR_CACHE_DIR") or os.path.expanduser(
+      "~/.cache/annotanchor")
+
+
+@gin.configurable
+def vocab_size(size: int = 1024) -> int:
+  """Target size of the storyworld SentencePiece vocabulary."""
+  return size
+
+
+def _write_jsonl(path: str, records) -> None:
+  with open(path, "w") as f:
+    for record in records:
+      f.write(json.dumps(record) + "\n")
+
+
+def _vocab_texts(config: generate.StoryworldConfig, template: PromptTemplate):
+  for doc in generate.pretraining_documents(config, "train"):
+    yield doc["text"]
+    yield from doc["annotations"]
+  for ex in generate.sft_examples(config, "train"):
+    yield template.build(ex["prompt"]) + ex["annotation"] + template.response_prefix + ex["response"]
+
+
+def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
+  """Generates (once) and returns the directory holding the corpus files.
+
+  Files: `pretrain_{split}.jsonl`, `sft_{split}.jsonl`, `eval_prompts.jsonl`,
+  `spm.model`, `config.json`.
+  """
+  config = config or generate.StoryworldConfig()
+  template = PromptTemplate()
+  settings = {"config": dataclasses.asdict(config), "version": GENERATOR_VERSION,
+              "vocab_size": vocab_size(), "template": dataclasses.asdict(template)}
+  digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+  final = os.path.join(cache_dir(), "storyworld", digest)
+  if os.path.exists(os.path.join(final, "config.json")):
+    return final
+  os.makedirs(os.path.dirname(final), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{digest}-", dir=os.path.dirname(final))
+  try:
+    for split in SPLITS:
+      _write_jsonl(os.path.join(staging, f"pretrain_{split}.jsonl"),
+                   generate.pretraining_documents(config, split))
+      _write_jsonl(os.path.join(staging, f"sft_{split}.jsonl"), generate.sft_examples(config, split))
+    _write_jsonl(os.path.join(staging, "eval_prompts.jsonl"), generate.eval_prompts(config))
+    train_sentencepiece(_vocab_texts(config, template), os.path.join(staging, "spm.model"),
+                        vocab_size())
+    _write_jsonl(os.path.join(staging, "config.json"), [settings])
+    os.rename(staging, final)
+  except OSError:
+    if not os.path.exists(os.path.join(final, "config.json")):
+      raise
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return final
+
+
+def read_eval_prompts(config: generate.StoryworldConfig | None = None) -> list[dict]:
+  """The held-out evaluation prompts `{"id", "prompt", "constraints"}`."""
+  with open(os.path.join(corpus_dir(config), "eval_prompts.jsonl")) as f:
+    return [json.loads(line) for line in f]

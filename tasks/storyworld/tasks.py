@@ -1,0 +1,73 @@
+"""SeqIO registration of the storyworld tasks and mixture."""
+import functools
+import json
+import os
+
+import seqio
+import tensorflow as tf
+
+from annotanchor.data import registration, sources
+from annotanchor.data.feature_converter import LOSS_WEIGHTS
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.vocabulary import LazySentencePieceVocabulary
+from tasks.storyworld import corpus, templates
+
+PREFIX = "storyworld"
+
+
+def vocabulary() -> seqio.SentencePieceVocabulary:
+  """The storyworld vocabulary (trained with the corpus on first use)."""
+  return _VOCABULARY
+
+
+def _vocab_path() -> str:
+  return os.path.join(corpus.corpus_dir(), "spm.model")
+
+
+_VOCABULARY = LazySentencePieceVocabulary(_vocab_path)
+
+
+def _examples(kind: str, convert, split: str):
+  path = os.path.join(corpus.corpus_dir(), f"{kind}_{split}.jsonl")
+  return sources.read_examples([path], convert)
+
+
+def _eval_dataset(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
+  del split, shuffle_files, seed
+  prompts = corpus.read_eval_prompts()
+  template = PromptTemplate()
+  return tf.data.Dataset.from_tensor_slices({
+      "id": [p["id"] for p in prompts],
+      "prompt": [p["prompt"] for p in prompts],
+      "model_prompt": [template.build(p["prompt"]) for p in prompts],
+      "constraints": [json.dumps(p["constraints"], sort_keys=True) for p in prompts]})
+
+
+def _eval_targets(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
+  vocab = output_features["targets"].vocabulary
+
+  def convert(ex):
+    targets = tf.cast(vocab.encode_tf(ex["model_prompt"]), tf.int32)
+    return {**ex, "targets": targets, LOSS_WEIGHTS: tf.zeros_like(targets, tf.float32)}
+  return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def register() -> None:
+  """Registers every storyworld task and the anchored SFT mixture."""
+  splits = corpus.SPLITS
+  docs = registration.function_source(
+      functools.partial(_examples, "pretrain", sources.document_example), splits,
+      registration.DOCUMENT_SIGNATURE)
+  sft = registration.function_source(
+      functools.partial(_examples, "sft", sources.sft_example), splits,
+      registration.SFT_SIGNATURE)
+  registration.register_document_tasks(PREFIX, docs, _VOCABULARY, templates.OPEN_PROMPTS)
+  registration.register_sft_tasks(PREFIX, sft, _VOCABULARY)
+  registration.register_anchored_mixture(PREFIX)
+  name = f"{PREFIX}_eval_prompts"
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(_eval_dataset, splits=["test"]),
+      output_features=registration.output_features(_VOCABULARY),
+      preprocessors=[_eval_targets], shuffle_buffer_size=None)
