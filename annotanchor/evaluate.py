@@ -1,4 +1,4 @@
-"""The `evaluate` entry point: sample files of several arms -> report.json, report.md, plots.
+r"""The `evaluate` entry point: sample files of several arms -> report.json, report.md, plots.
 
   python -m annotanchor.evaluate --gin_file=gin/runs/evaluate.gin \
       --gin.SAMPLE_FILES="{'base': 'runs/base/samples.jsonl', 'sft': ..., 'anchored': ...}" \
@@ -77,7 +77,7 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
       metrics["semantic_entropy"] = {}
       for arm, rows in labels.items():
         ent, rate = diversity.semantic_entropy(rows, attrs, unknown)
-        metrics["semantic_entropy"][arm] = compare._nanmean(ent, axis=0)
+        metrics["semantic_entropy"][arm] = compare.nanmean(ent, axis=0)
         for i, attr in enumerate(attrs):
           by_attr.setdefault(attr, {})[arm] = ent[i]
           unknown_rate.setdefault(attr, {})[arm] = float(rate[i].mean())

@@ -84,7 +84,7 @@ class Bootstrap:
     return (float(lo), float(hi))
 
 
-def _nanmean(x: np.ndarray, axis=None):
+def nanmean(x: np.ndarray, axis=None):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN on purpose
     return np.nanmean(x, axis=axis)
@@ -113,8 +113,8 @@ class ArmFigures:
       if v.shape != (boot.num_prompts,):
         raise ValueError(f"arm {arm!r}: {v.shape[0]} per-prompt values, expected "
                          f"{boot.num_prompts}")
-      self.point[arm] = float(_nanmean(v))
-      self.reps[arm] = _nanmean(v[idx], axis=1)
+      self.point[arm] = float(nanmean(v))
+      self.reps[arm] = nanmean(v[idx], axis=1)
 
   def estimate(self, arm: str) -> Estimate:
     """D(arm) with its interval."""

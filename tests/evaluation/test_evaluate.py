@@ -159,3 +159,14 @@ def test_python_dash_m(tmp_path, write_arm):
   assert proc.returncode == 0, proc.stderr
   assert os.path.exists(os.path.join(out_dir, "report.md"))
   assert math.isfinite(json.load(open(os.path.join(out_dir, "report.json")))["num_prompts"])
+
+
+def test_main_reports_unknown_gin_name_and_missing_macro(capsys):
+  for args, message in ((["--gin.evaluate.no_such=1"], "no_such"),
+                        (["--gin_file=gin/runs/evaluate.gin"], "SAMPLE_FILES")):
+    gin.clear_config()
+    try:
+      assert evaluate_mod.main(args) == 2
+    finally:
+      gin.clear_config()
+    assert message in capsys.readouterr().err
