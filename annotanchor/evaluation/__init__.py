@@ -1,1 +1,17 @@
-"""Diversity and quality metrics over sample files; knows no model."""
+"""Diversity and quality metrics over sample files; knows no model.
+
+  samples.py    the JSONL sample schema (`Sample`), reading and cross-arm checks
+  labels.py     label sources for semantic entropy (annotation tags, user functions)
+  diversity.py  per-prompt metrics: semantic entropy, distinct_k, distinct-n, cosine distance
+  embedding/    all-MiniLM-L6-v2 in numpy (the optional `embeddings` extra)
+  quality.py    quality functions and per-prompt scores; judge.py: an HTTP LLM judge
+  compare.py    paired bootstrap over prompts; collapse, gap closed, collapse ratio
+  report.py     report.json / report.md; plots.py: PNG plots
+"""
+from annotanchor.evaluation.labels import UNKNOWN, AnnotationTagLabeller, FunctionLabeller, Labeller
+from annotanchor.evaluation.samples import (DECODING_KEYS, ArmSamples, Sample, SampleFileError,
+                                            load_arms, read_samples, write_samples)
+
+__all__ = ["UNKNOWN", "AnnotationTagLabeller", "FunctionLabeller", "Labeller", "DECODING_KEYS",
+           "ArmSamples", "Sample", "SampleFileError", "load_arms", "read_samples",
+           "write_samples"]
