@@ -65,15 +65,14 @@ def _decode_json(line: str, where: str) -> Record:
 
 
 def _decode_example(raw: bytes, where: str) -> Record:
-  """A serialized `tf.train.Example` as a dict; bytes lists of one value become strings."""
+  """A serialized `tf.train.Example` as a dict of lists of strings."""
   try:
     example = tf.train.Example.FromString(raw)
   except Exception as e:  # protobuf raises its own DecodeError
     raise SourceError(f"{where}: not a tf.train.Example ({e}).") from None
   record = {}
   for key, feature in example.features.feature.items():
-    values = [v.decode("utf-8") for v in feature.bytes_list.value]
-    record[key] = values[0] if len(values) == 1 and key != "annotations" else values
+    record[key] = [v.decode("utf-8") for v in feature.bytes_list.value]
   return record
 
 
@@ -95,10 +94,12 @@ def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
     yield where, lambda raw=raw, where=where: _decode_example(raw, where)
 
 
-def _field(record: Record, name: str, where: str) -> Any:
+def _field(record: Record, name: str, where: str, scalar: bool = False) -> Any:
+  """A record's field; `scalar` unwraps a one-value list (TFRecord features are lists)."""
   if name not in record:
     raise SourceError(f"{where}: missing field '{name}' (has {sorted(record)}).")
-  return record[name]
+  value = record[name]
+  return value[0] if scalar and isinstance(value, list) and len(value) == 1 else value
 
 
 def _body(annotation: Any, fmt: ann_lib.AnnotationFormat) -> str:
@@ -110,7 +111,7 @@ def _body(annotation: Any, fmt: ann_lib.AnnotationFormat) -> str:
 def document_example(record: Record, where: str, fields: DocumentFields = DocumentFields(),
                      fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, list[str]]:
   """Validates a document record into `{"chunks", "annotations"}` (bodies)."""
-  text = _field(record, fields.text, where)
+  text = _field(record, fields.text, where, scalar=True)
   chunks = ann_lib.split_chunks(text) if isinstance(text, str) else []
   if not chunks:
     raise SourceError(f"{where}: empty document in field '{fields.text}'.")
@@ -133,13 +134,13 @@ def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anc
   """Validates an SFT record into `{"prompt", "response"[, "annotation"]}`."""
   example = {}
   for key, name in (("prompt", fields.prompt), ("response", fields.response)):
-    value = _field(record, name, where)
+    value = _field(record, name, where, scalar=True)
     if not isinstance(value, str) or not value.strip():
       raise SourceError(f"{where}: field '{name}' is empty or not a string.")
     example[key] = value
   if anchored:
     try:
-      example["annotation"] = _body(_field(record, fields.annotation, where), fmt)
+      example["annotation"] = _body(_field(record, fields.annotation, where, scalar=True), fmt)
     except ann_lib.AnnotationError as e:
       raise SourceError(f"{where}: annotation does not parse: {e}") from None
   return example

@@ -1,0 +1,101 @@
+"""storyworld SeqIO tasks: caching, vocabulary coverage, layouts, mixture rates."""
+import itertools
+import os
+
+import gin
+import numpy as np
+import pytest
+import seqio
+
+import tasks  # noqa: F401
+from annotanchor.data import pipeline
+from annotanchor.data.segments import ANNOTATION_MASK
+from annotanchor.data.feature_converter import LOSS_WEIGHTS
+from annotanchor.data.prompts import PromptTemplate
+from tasks.storyworld import corpus
+from tasks.storyworld import tasks as storyworld_tasks
+
+
+def _examples(name, n, split="train", **kwargs):
+  task = seqio.get_mixture_or_task(name)
+  ds = task.get_dataset(None, split=split, shuffle=False, seed=0, **kwargs)
+  return list(itertools.islice(ds.as_numpy_iterator(), n))
+
+
+def test_corpus_is_cached(storyworld_cache):
+  first = corpus.corpus_dir()
+  stamp = os.path.getmtime(os.path.join(first, "spm.model"))
+  assert corpus.corpus_dir() == first and first.startswith(str(storyworld_cache))
+  assert os.path.getmtime(os.path.join(first, "spm.model")) == stamp
+
+
+def test_vocabulary_is_compact_and_round_trips(storyworld_cache):
+  vocab = storyworld_tasks.vocabulary()
+  assert vocab.vocab_size <= 600
+  template = PromptTemplate()
+  for marker in ("<ann>", "</ann>", template.user_marker, template.assistant_marker):
+    assert len(vocab.encode(marker)) == 1
+  (ex,) = _examples("storyworld_sft_anchored", 1)
+  text = vocab.decode(ex["targets"][:-1].tolist())
+  assert text.startswith(template.prompt_prefix) and text.endswith("The End.")
+  assert vocab.unk_id not in ex["targets"]
+
+
+def test_anchored_sft_layout_on_real_vocabulary(storyworld_cache):
+  vocab = storyworld_tasks.vocabulary()
+  for ex in _examples("storyworld_sft_anchored", 20):
+    weights, mask = ex[LOSS_WEIGHTS], ex[ANNOTATION_MASK]
+    annotation = vocab.decode(ex["targets"][mask == 1].tolist())
+    assert annotation.startswith("<ann> kind:story ") and annotation.endswith(" </ann>")
+    # The loss covers exactly the response and EOS unless keys are unmasked.
+    response = vocab.decode(ex["targets"][(weights > 0) & (mask == 0)].tolist())
+    assert response.startswith(" Title: ") and ex["targets"][-1] == 1 and weights[-1] == 1
+
+
+def test_annotation_fraction_differs_between_arms(storyworld_cache):
+  annotated = _examples("storyworld_pretrain", 50, split="validation")
+  plain = _examples("storyworld_pretrain_plain", 50, split="validation")
+  fraction = sum(e[ANNOTATION_MASK].sum() for e in annotated) / sum(e["targets"].size for e in annotated)
+  assert 0.2 < fraction < 0.6
+  assert all(e[ANNOTATION_MASK].sum() == 0 for e in plain)
+  doc_tokens = sum(e["targets"].size - e[ANNOTATION_MASK].sum() for e in annotated)
+  # Chunks tokenize alike in both arms; only the leading space after `</ann>` differs.
+  assert abs(doc_tokens - sum(e["targets"].size for e in plain)) < 0.05 * doc_tokens
+
+
+@pytest.mark.parametrize("rate,fraction", [(0.2, 0.5)])
+def test_mixture_rates_within_sampling_error(storyworld_cache, rate, fraction):
+  with gin.unlock_config():
+    gin.bind_parameter("AnchoredMixtureRates.annotation_only_rate", rate)
+    gin.bind_parameter("AnchoredMixtureRates.sft_context_fraction", fraction)
+  n = 1200
+  ds = seqio.get_mixture_or_task("storyworld_anchored_sft_mixture").get_dataset(
+      {"targets": 512}, split="train", shuffle=True, seed=3)
+  prompt_ids = storyworld_tasks.vocabulary().encode(PromptTemplate().user_marker)
+  counts = {"sft": 0, "pretraining_form": 0, "sft_context": 0}
+  for ex in itertools.islice(ds.as_numpy_iterator(), n):
+    if ex["targets"][-1] == 1:
+      counts["sft"] += 1
+    elif ex["targets"][0] == prompt_ids[0]:
+      counts["sft_context"] += 1
+    else:
+      counts["pretraining_form"] += 1
+  expected = {"sft": 1 - rate, "pretraining_form": rate * (1 - fraction),
+              "sft_context": rate * fraction}
+  for kind, p in expected.items():
+    assert abs(counts[kind] - n * p) < 4 * np.sqrt(n * p * (1 - p)), (kind, counts)
+
+
+def test_eval_prompt_task(storyworld_cache):
+  examples = _examples("storyworld_eval_prompts", 100, split="test")
+  assert len(examples) == 40
+  vocab = storyworld_tasks.vocabulary()
+  for ex in examples[:5]:
+    assert vocab.decode(ex["targets"].tolist()) == PromptTemplate().build(ex["prompt"].decode())
+    assert not ex[LOSS_WEIGHTS].any()
+
+
+def test_pipeline_packs_the_pretraining_task(storyworld_cache):
+  batch = next(pipeline.get_dataset("storyworld_pretrain", {"targets": 256}, 2, seed=0))
+  assert batch["decoder_target_tokens"].shape == (2, 256)
+  assert batch["decoder_segment_ids"].max() >= 1
