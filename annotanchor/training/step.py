@@ -76,7 +76,7 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
     denominator = jnp.where(terms["denominator"] > 0, terms["denominator"], 1.0)
     grads = jax.tree.map(lambda g: g / denominator, grads)
     loss = terms["numerator"] / denominator
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)

@@ -1,0 +1,82 @@
+"""The train step: accumulation equals the big batch, the NaN guard, masking."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.training import optim, partitioning, step as step_lib, train_state
+from tests.training import tiny_setup
+
+
+def _setup(mesh_degrees, normalization="weights", nan_policy="skip", microbatches=1):
+  model = DecoderOnlyModel(tiny_setup.TINY, loss_normalization=normalization)
+  tx, schedule = optim.make_optimizer(optim.OptimizerConfig(warmup_steps=0), 10)
+  mesh = partitioning.make_mesh(mesh_degrees)
+  _, shardings = train_state.abstract_state(model, tx, mesh)
+  fn = step_lib.jit_train_step(step_lib.make_train_step(
+      model, tx, schedule, microbatches=microbatches, nan_policy=nan_policy, mesh=mesh),
+      shardings, mesh)
+  state = train_state.init_state(model, tx, jax.random.PRNGKey(0), shardings)
+  return fn, state
+
+
+@pytest.mark.parametrize("normalization", ["weights", "tokens", "sequences"])
+def test_gradient_accumulation_equals_the_big_batch(normalization):
+  batch = tiny_setup.packed_batch(0)
+  big_fn, big_state = _setup({"data": 2, "model": 4}, normalization)
+  acc_fn, acc_state = _setup({"data": 2, "model": 4}, normalization, microbatches=4)
+  big_state, big_metrics = big_fn(big_state, batch)
+  acc_state, acc_metrics = acc_fn(acc_state, batch)
+  np.testing.assert_allclose(acc_metrics["loss"], big_metrics["loss"], rtol=1e-6)
+  np.testing.assert_allclose(acc_metrics["grad_norm"], big_metrics["grad_norm"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               acc_state.params, big_state.params)
+
+
+def test_split_microbatches_keeps_strided_rows():
+  rows = {"x": np.arange(6)[:, None]}
+  split = step_lib.split_microbatches(rows, 2)["x"][..., 0]
+  np.testing.assert_array_equal(split, [[0, 2, 4], [1, 3, 5]])
+
+
+@pytest.mark.parametrize("policy, kept", [("skip", True), ("stop", True), ("off", False)])
+def test_nonfinite_loss_guard(policy, kept):
+  fn, state = _setup({"data": 8}, nan_policy=policy)
+  before = jax.device_get(state.params)
+  batch = dict(tiny_setup.packed_batch(0))
+  batch["decoder_loss_weights"] = batch["decoder_loss_weights"] * np.float32("nan")
+  state, metrics = fn(state, batch)
+  assert int(metrics["nonfinite"]) == 1 and int(state.step) == 1
+  after = jax.device_get(state.params)
+  same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+  assert same == kept
+
+
+def test_masked_tokens_do_not_move_the_update():
+  """Changing targets where the loss weight is 0 leaves the whole update unchanged."""
+  batch = tiny_setup.packed_batch(0)
+  other = dict(batch)
+  masked = batch["decoder_loss_weights"] == 0
+  other["decoder_target_tokens"] = np.where(masked, 2 + (batch["decoder_target_tokens"] + 7) % 60,
+                                            batch["decoder_target_tokens"]).astype(np.int32)
+  assert (other["decoder_target_tokens"] != batch["decoder_target_tokens"]).any()
+  results = []
+  for b in (batch, other):
+    fn, state = _setup({"data": 8})
+    results.append(jax.device_get(fn(state, b)[0].params))
+  jax.tree.map(np.testing.assert_array_equal, *results)
+
+
+def test_stop_policy_stops_the_loop(tmp_path):
+  from annotanchor.training import loop
+  fn = tiny_setup.dataset_fn()
+  def poisoned(start):
+    for i, b in enumerate(fn(start)):
+      yield {**b, "decoder_loss_weights": b["decoder_loss_weights"] * (np.nan if i == 1 else 1)}
+  tx, schedule = optim.make_optimizer(optim.OptimizerConfig(), 10)
+  with pytest.raises(loop.NonFiniteLossError, match=r"step\(s\) \[2\]"):
+    loop.train_loop(model=DecoderOnlyModel(tiny_setup.TINY), optimizer=tx, schedule=schedule,
+                    mesh=partitioning.make_mesh({"data": 8}), dataset_fn=poisoned,
+                    model_dir=str(tmp_path), train_steps=4, batch_size=8, nan_policy="stop",
+                    log_every=2, progress_bar=False, peak_flops=1e12)
