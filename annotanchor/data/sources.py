@@ -76,12 +76,26 @@ def _decode_example(raw: bytes, where: str) -> Record:
   return record
 
 
-def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
-  """Yields (where, decode) per record of a JSONL (`.jsonl`) or TFRecord file.
+def _decode_tfds(example: Mapping[str, Any]) -> Record:
+  decode = lambda v: v.decode("utf-8") if isinstance(v, bytes) else v
+  return {k: [decode(x) for x in v] if hasattr(v, "__len__") and not isinstance(v, (bytes, str))
+          else decode(v) for k, v in example.items()}
 
-  `where` is "FILE, record N"; `decode()` returns the record as a dict or
-  raises SourceError, so a reader can skip a bad record and go on.
+
+def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
+  """Yields (where, decode) per record of a JSONL (`.jsonl`) or TFRecord file, or a TFDS split.
+
+  A TFDS split is named `tfds:NAME:SPLIT` (e.g. `tfds:my_docs/1.0.0:train`),
+  loaded with `tfds.load`. `where` is "FILE, record N"; `decode()` returns the
+  record as a dict or raises SourceError, so a reader can skip a bad record
+  and go on.
   """
+  if path.startswith("tfds:"):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    _, name, split = path.split(":")
+    for number, example in enumerate(tfds.as_numpy(tfds.load(name, split=split)), start=1):
+      yield f"{path}, record {number}", lambda example=example: _decode_tfds(example)
+    return
   if path.endswith(".jsonl"):
     with tf.io.gfile.GFile(path) as f:
       for number, line in enumerate(f, start=1):
@@ -151,7 +165,7 @@ def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
   """Reads and validates records from JSONL (`.jsonl`) or TFRecord files.
 
   Args:
-    paths: files or glob patterns (any tf.io.gfile path).
+    paths: files or glob patterns (any tf.io.gfile path), or `tfds:NAME:SPLIT`.
     convert: `(record, where) -> example`, raising SourceError on bad input.
     on_error: "raise" (stop at the first bad record) or "skip" (log, count).
     report: filled with per-file counts when given.
@@ -162,7 +176,7 @@ def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
   if on_error not in ("raise", "skip"):
     raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
   report = report if report is not None else SkipReport()
-  files = [f for p in paths for f in sorted(tf.io.gfile.glob(p))]
+  files = [f for p in paths for f in ([p] if p.startswith("tfds:") else sorted(tf.io.gfile.glob(p)))]
   if not files:
     raise SourceError(f"No input files match {list(paths)}.")
   for path in files:

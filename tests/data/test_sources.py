@@ -1,8 +1,10 @@
 """Sources: valid records, and the promised error for every kind of bad record."""
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from annotanchor.data import sources
 
@@ -73,3 +75,14 @@ def test_sft_records(tmp_path):
     read()
   assert list(sources.read_examples([path], sources.sft_example, on_error="skip")) == [
       {"prompt": "P", "response": "R", "annotation": "k:v"}]
+
+
+def test_reads_tfds_splits(tmp_path, monkeypatch):
+  rows = [{"text": b"A.\n\nB.", "annotations": np.array([b"<ann> a:b </ann>", b"<ann> c:d </ann>"])},
+          {"text": b"", "annotations": np.array([], dtype=object)}]
+  monkeypatch.setattr(tfds, "load", lambda name, split: (name, split))
+  monkeypatch.setattr(tfds, "as_numpy", lambda loaded: rows if loaded == ("docs", "train") else [])
+  with pytest.raises(sources.SourceError, match="tfds:docs:train, record 2: empty document"):
+    _read(["tfds:docs:train"])
+  assert _read(["tfds:docs:train"], on_error="skip") == [
+      {"chunks": ["A.", "B."], "annotations": ["a:b", "c:d"]}]

@@ -8,7 +8,7 @@ import pytest
 import seqio
 
 import tasks  # noqa: F401
-from annotanchor.data import pipeline
+from annotanchor.data import pipeline, reporting
 from annotanchor.data.segments import ANNOTATION_MASK
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.prompts import PromptTemplate
@@ -99,3 +99,15 @@ def test_pipeline_packs_the_pretraining_task(storyworld_cache):
   batch = next(pipeline.get_dataset("storyworld_pretrain", {"targets": 256}, 2, seed=0))
   assert batch["decoder_target_tokens"].shape == (2, 256)
   assert batch["decoder_segment_ids"].max() >= 1
+
+
+def test_token_report_matches_direct_count(storyworld_cache):
+  annotated = reporting.token_report("storyworld_pretrain", max_examples=30)
+  plain = reporting.token_report("storyworld_pretrain_plain", max_examples=30)
+  examples = _examples("storyworld_pretrain", 30, split="validation")
+  assert annotated["tokens"] == sum(e["targets"].size for e in examples)
+  assert annotated["annotation_tokens"] == sum(e[ANNOTATION_MASK].sum() for e in examples)
+  assert plain["annotation_fraction"] == 0
+  budget = 10_000
+  assert reporting.document_tokens_seen(annotated, budget) == pytest.approx(
+      budget * annotated["document_tokens"] / annotated["tokens"])
