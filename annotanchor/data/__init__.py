@@ -1,1 +1,15 @@
-"""Annotation schema, SeqIO preprocessors, feature conversion, vocabularies, input."""
+"""Annotation schema, SeqIO preprocessors, feature conversion, vocabularies, input.
+
+Modules (one job each):
+  annotations        the `<ann> key:value </ann>` format: format, parse, validate, chunk
+  prompts            PromptTemplate: user/assistant markers, build prompts, split generations
+  segments           tokenizing text pieces into targets + per-token loss weights (tf)
+  preprocessors      the sequence kinds: pretraining (annotated/plain), SFT, anchored SFT,
+                     annotation-only (both forms)
+  feature_converter  WeightedLMFeatureConverter: decoder_* features with per-token weights
+  sources            JSONL / TFRecord / TFDS records, validated, with a skip policy
+  vocabulary         SentencePiece: train (CLI, cached) or load
+  registration       task/mixture registration for a corpus; JsonlCorpus from gin
+  reporting          token accounting (annotation fraction, token-matched budgets)
+  pipeline           get_dataset: sharded, packed, deterministic, resumable batches
+"""
