@@ -1,0 +1,141 @@
+"""The sampler over the Decoder: KV-cache and full-forward `TokensToLogits`, jitted on a mesh.
+
+  sampler = DecoderSampler(config, mesh)
+  out = sampler(params, prompts, prompt_lengths, jax.random.PRNGKey(0),
+                SamplingConfig(max_new_tokens=64, num_decodes=4, temperature=1.0))
+
+The cache is sized to the request (P + T - 1 slots, not `config.max_len`), so attention in
+each step reads only the slots it can use; `config.max_len` bounds P + T - 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from annotanchor.decoding.sampler import SampleOutput, SamplingConfig, temperature_sample
+from annotanchor.model.config import TransformerConfig
+from annotanchor.model.transformer import Decoder
+from annotanchor.training import partitioning
+
+
+def cache_slots(prompt_len: int, config: SamplingConfig) -> int:
+  """Cache slots a request uses: the prompt plus every drawn token but the last."""
+  return prompt_len + config.max_new_tokens - 1
+
+
+def kv_cache_fns(network: Decoder, params: Any, rows: int):
+  """(empty KV cache for `rows` rows, TokensToLogits through it) for `network`."""
+  shapes = jax.eval_shape(lambda: network.init(
+      jax.random.PRNGKey(0), jnp.zeros((rows, 1), jnp.int32), decode=True)["cache"])
+  cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  def tokens_to_logits(tokens, positions, segment_ids, cache):
+    logits, variables = network.apply(
+        {"params": params, "cache": cache}, tokens, positions=positions,
+        segment_ids=segment_ids, decode=True, mutable=["cache"])
+    return logits, variables["cache"]
+
+  return cache, tokens_to_logits
+
+
+def full_forward_fns(network: Decoder, params: Any, rows: int, slots: int):
+  """(empty token buffer, TokensToLogits that reruns the whole buffer): the no-cache baseline.
+
+  The "cache" is the token, position and segment buffer; each call writes its chunk at the
+  next free slot and runs the full (causal, segment-masked) forward over all `slots`.
+  """
+  cache = {"tokens": jnp.zeros((rows, slots), jnp.int32),
+           "positions": jnp.zeros((rows, slots), jnp.int32),
+           "segment_ids": jnp.zeros((rows, slots), jnp.int32),  # 0: empty or padding.
+           "index": jnp.zeros((), jnp.int32)}
+
+  def tokens_to_logits(tokens, positions, segment_ids, cache):
+    start = cache["index"]
+    write = lambda buf, x: jax.lax.dynamic_update_slice(buf, x, (0, start))
+    cache = {"tokens": write(cache["tokens"], tokens),
+             "positions": write(cache["positions"], positions),
+             "segment_ids": write(cache["segment_ids"], segment_ids),
+             "index": start + tokens.shape[1]}
+    logits = network.apply({"params": params}, cache["tokens"], positions=cache["positions"],
+                           segment_ids=cache["segment_ids"])
+    return jax.lax.dynamic_slice_in_dim(logits, start, tokens.shape[1], axis=1), cache
+
+  return cache, tokens_to_logits
+
+
+class DecoderSampler:
+  """`temperature_sample` over the Decoder, jitted with sharded parameters and batch.
+
+  Parameters take their logical-axis shardings on `mesh` (DEFAULT_RULES); prompts and
+  outputs are split by rows over the batch axes (data, fsdp), so the number of prompts
+  must divide by data * fsdp. Compiles once per (prompt shape, SamplingConfig).
+
+  Args:
+    config: the network's shape.
+    mesh: the device mesh (default: every device on `data`).
+    use_cache: False reruns the full forward pass for every token (the baseline).
+  """
+
+  def __init__(self, config: TransformerConfig, mesh: Mesh | None = None,
+               use_cache: bool = True):
+    self.config = config
+    self.mesh = mesh if mesh is not None else partitioning.make_mesh({"data": -1})
+    self.use_cache = use_cache
+    boxed = jax.eval_shape(Decoder(config).init, jax.random.PRNGKey(0),
+                           jnp.zeros((1, 1), jnp.int32))["params"]
+    partitioning.check_divisible(boxed, self.mesh)
+    self.param_shardings = partitioning.mesh_shardings(boxed, self.mesh)
+    self.abstract_params = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        nn.meta.unbox(boxed), self.param_shardings)
+    self._compiled: dict[tuple[int, SamplingConfig], Any] = {}
+
+  @property
+  def batch_degree(self) -> int:
+    """The prompt count must be a multiple of this (the batch axes' total size)."""
+    return math.prod(self.mesh.shape[a] for a in partitioning.BATCH_AXES)
+
+  def _build(self, prompt_len: int, sampling: SamplingConfig):
+    slots = cache_slots(prompt_len, sampling)
+    if slots > self.config.max_len:
+      raise ValueError(
+          f"a prompt of {prompt_len} tokens plus {sampling.max_new_tokens} new tokens needs "
+          f"{slots} cache slots, more than the model's max_len={self.config.max_len}")
+    network = Decoder(dataclasses.replace(self.config, max_len=slots))
+
+    def run(params, prompts, prompt_lengths, rng):
+      rows = prompts.shape[0] * sampling.num_decodes
+      if self.use_cache:
+        cache, fn = kv_cache_fns(network, params, rows)
+      else:
+        cache, fn = full_forward_fns(network, params, rows, slots)
+      return temperature_sample(fn, cache, prompts, prompt_lengths, rng, sampling)
+
+    rows = partitioning.batch_sharding(self.mesh)
+    replicated = NamedSharding(self.mesh, P())
+    return jax.jit(run, in_shardings=(self.param_shardings, rows, rows, replicated),
+                   out_shardings=SampleOutput(tokens=rows, lengths=rows, stopped=rows))
+
+  def __call__(self, params: Any, prompts: np.ndarray, prompt_lengths: np.ndarray,
+               rng: jax.Array, sampling: SamplingConfig) -> SampleOutput:
+    """Samples; see `temperature_sample` (here `rng` is a single key).
+
+    Raises:
+      ValueError: the request does not fit the model's max_len, or the prompt count does
+        not divide by the batch axes of the mesh.
+    """
+    if prompts.shape[0] % self.batch_degree:
+      raise ValueError(f"{prompts.shape[0]} prompts do not divide by the mesh's batch axes "
+                       f"data*fsdp={self.batch_degree}; pad the batch")
+    key = (prompts.shape[1], sampling)
+    if key not in self._compiled:
+      self._compiled[key] = self._build(prompts.shape[1], sampling)
+    return self._compiled[key](params, jnp.asarray(prompts, jnp.int32),
+                               jnp.asarray(prompt_lengths, jnp.int32), rng)
