@@ -15,9 +15,6 @@ import tensorflow as tf
 
 from annotanchor.training.train_state import TrainState
 
-ITEMS = ("params", "opt_state", "meta")
-
-
 class CheckpointMismatchError(ValueError):
   """A checkpoint whose arrays do not match the model being restored."""
 
@@ -73,7 +70,11 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, save_interval_steps=1,
         enable_async_checkpointing=async_save, create=True)
-    self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+    # Handlers named up front: a manager that has not saved yet can then read metadata.
+    handlers = {"params": ocp.StandardCheckpointHandler(),
+                "opt_state": ocp.StandardCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -95,7 +96,7 @@ class Checkpointer:
 
   def restore(self, step: int, abstract: TrainState) -> TrainState:
     """Restores `step` into the shardings carried by `abstract` (any mesh)."""
-    metadata = self.manager.item_metadata(step)
+    metadata = self.manager.metadata(step).item_metadata
     where = os.path.join(self.directory, str(step))
     check_matches(metadata["params"].tree, abstract.params, where + "/params")
     check_matches(metadata["opt_state"].tree, abstract.opt_state, where + "/opt_state")
@@ -132,5 +133,6 @@ def restore_params(path: str, abstract_params: Any) -> Any:
   """Parameters only, from INITIAL_CHECKPOINT_PATH, into the current mesh's shardings."""
   params_dir = resolve_params_dir(path)
   with ocp.StandardCheckpointer() as checkpointer:
-    check_matches(checkpointer.metadata(params_dir).tree, abstract_params, params_dir)
+    check_matches(checkpointer.metadata(params_dir).item_metadata.tree, abstract_params,
+                  params_dir)
     return checkpointer.restore(params_dir, abstract_params)

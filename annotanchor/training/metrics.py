@@ -18,7 +18,7 @@ def truncate_jsonl_after(path: str, step: int) -> None:
     kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
   tmp = path + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
-    f.writelines(kept)
+    f.write("".join(kept))
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 

@@ -1,0 +1,85 @@
+"""Real Orbax checkpoints on disk: resharding restore, strict checks, fine-tune init, retention."""
+import dataclasses
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.training import checkpoints, optim, partitioning, train_state
+from tests.training import tiny_setup
+
+
+def _abstract(config, degrees):
+  tx, _ = optim.make_optimizer(optim.OptimizerConfig(), 10)
+  mesh = partitioning.make_mesh(degrees)
+  return train_state.abstract_state(DecoderOnlyModel(config), tx, mesh)[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """4 uninterrupted steps on data=2 x model=4, and the same run stopped after 2."""
+  root = tmp_path_factory.mktemp("ckpt")
+  full = tiny_setup.run(str(root / "full"), {"data": 2, "model": 4}, steps=4)
+  tiny_setup.run(str(root / "half"), {"data": 2, "model": 4}, steps=2)
+  return root, full
+
+
+def test_restore_on_another_mesh_and_continue(trained, tmp_path):
+  root, full = trained
+  abstract = _abstract(tiny_setup.TINY, {"fsdp": 8})
+  restored = checkpoints.Checkpointer(str(root / "full"), save_every=10).restore(4, abstract)
+  assert int(restored.step) == 4
+  kernel = restored.params["layer_0"]["mlp"]["wi_0"]["kernel"]
+  assert kernel.sharding.spec == abstract.params["layer_0"]["mlp"]["wi_0"]["kernel"].sharding.spec
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored.params),
+               jax.device_get(full.state.params))
+  # The half run, resumed on fsdp=8, reaches the uninterrupted run's losses and parameters.
+  shutil.copytree(root / "half", tmp_path / "resumed")
+  resumed = tiny_setup.run(str(tmp_path / "resumed"), {"fsdp": 8}, steps=4)
+  np.testing.assert_allclose(tiny_setup.logged_losses(str(tmp_path / "resumed")),
+                             tiny_setup.logged_losses(str(root / "full")), rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               jax.device_get(resumed.state.params), jax.device_get(full.state.params))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(d_model=48), r"'embed/embedding' has shape \(64, 32\) in the checkpoint but the model expects \(64, 48\)"),
+    (dict(num_layers=3), r"has no array 'layer_2/"),
+    (dict(num_layers=1), r"arrays the model lacks, first 'layer_1/"),
+    (dict(param_dtype="bfloat16"), r"dtype float32 in the checkpoint but the model expects bfloat16"),
+])
+def test_mismatched_checkpoint_is_refused(trained, change, message):
+  root, _ = trained
+  abstract = _abstract(dataclasses.replace(tiny_setup.TINY, **change), {"data": 8})
+  with pytest.raises(checkpoints.CheckpointMismatchError, match=message):
+    checkpoints.Checkpointer(str(root / "full"), save_every=10).restore(4, abstract)
+  with pytest.raises(checkpoints.CheckpointMismatchError, match=message):
+    checkpoints.restore_params(str(root / "full"), abstract.params)
+
+
+def test_fine_tuning_takes_parameters_only(trained, tmp_path):
+  root, full = trained
+  result = tiny_setup.run(str(tmp_path / "sft"), {"data": 8}, steps=0,
+                          initial_checkpoint_path=str(root / "full"))
+  assert int(result.state.step) == 0
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(result.state.params),
+               jax.device_get(full.state.params))
+  moments = [x for x in jax.tree.leaves(result.state.opt_state) if np.ndim(x) >= 2]
+  assert moments and all(not np.any(np.asarray(m)) for m in moments)  # Fresh Adam moments.
+
+
+def test_initial_checkpoint_path_forms(trained, tmp_path):
+  root, _ = trained
+  step_dir = os.path.join(root, "full", "checkpoints", "4")
+  for path in (str(root / "full"), os.path.join(root, "full", "checkpoints"), step_dir):
+    assert checkpoints.resolve_params_dir(path) == os.path.join(step_dir, "params")
+  with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
+    checkpoints.resolve_params_dir(str(tmp_path))
+
+
+def test_keeps_the_last_k(tmp_path):
+  tiny_setup.run(str(tmp_path), {"data": 8}, steps=5, checkpoint_every=1, keep_checkpoints=2)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "5"]
