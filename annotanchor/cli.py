@@ -13,6 +13,7 @@ import sys
 SUBCOMMANDS = {
     "train": "annotanchor.train",
     "evaluate": "annotanchor.evaluate",
+    "infer": "annotanchor.infer",
 }
 
 

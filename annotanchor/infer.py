@@ -1,0 +1,254 @@
+"""`annotanchor infer` / `python -m annotanchor.infer`: draw N samples per prompt to JSONL.
+
+  annotanchor infer --gin_file=gin/models/tiny.gin --gin_file=gin/runs/infer.gin \
+      --gin.CHECKPOINT_PATH="'runs/tiny_sft'" --gin.OUTPUT_DIR="'runs/tiny_sft/infer'" \
+      --gin.MIXTURE_OR_TASK_NAME="'storyworld_eval_prompts'" --gin.ARM="'sft'"
+
+Writes OUTPUT_DIR/samples.jsonl (the annotanchor.evaluation.samples schema), atomically,
+then the marker OUTPUT_DIR/samples.jsonl.done. While running, finished prompts are appended
+to samples.jsonl.partial; a rerun resumes from it (finished prompts are skipped), and a
+rerun of a finished run with the same settings does nothing. See gin/runs/infer.gin.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Mapping, Sequence
+
+import gin
+import seqio
+import tqdm
+
+from annotanchor import gin_utils
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.decoding.generate import DecodeSettings, Generator
+from annotanchor.decoding.model_sampler import DecoderSampler
+from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.evaluation.samples import Sample, SampleFileError, write_samples
+from annotanchor.model.config import TransformerConfig
+from annotanchor.training import checkpoints, partitioning
+
+
+class InferError(ValueError):
+  """Bad prompts, settings that clash with an earlier run's output, or a bad checkpoint."""
+
+
+def read_prompts_file(path: str) -> list[tuple[str, str]]:
+  """Reads `{"id": ..., "prompt": ...}` JSONL (id optional: "p<line number>").
+
+  Raises:
+    InferError: naming the file and line of a bad record, or a duplicate id.
+  """
+  prompts = []
+  try:
+    with open(path, encoding="utf-8") as f:
+      for lineno, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        where = f"{path}:{lineno}"
+        try:
+          record = json.loads(line)
+        except json.JSONDecodeError as e:
+          raise InferError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+          raise InferError(f"{where}: expected an object with a string field 'prompt'")
+        prompts.append((str(record.get("id", f"p{lineno}")), record["prompt"]))
+  except FileNotFoundError:
+    raise InferError(f"PROMPTS_FILE {path!r} does not exist") from None
+  return _checked(prompts, path)
+
+
+def read_task_prompts(name: str, split: str) -> tuple[list[tuple[str, str]], seqio.Vocabulary]:
+  """The prompts (features `prompt`, optional `id`) of a SeqIO task, and its vocabulary."""
+  try:
+    task = seqio.get_mixture_or_task(name)
+  except ValueError:
+    raise InferError(f"MIXTURE_OR_TASK_NAME={name!r} is not a registered task or mixture "
+                     "(is its module imported by the gin file?)") from None
+  dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False)
+  prompts = []
+  for i, ex in enumerate(dataset.as_numpy_iterator()):
+    if "prompt" not in ex:
+      raise InferError(f"task {name!r} examples have no 'prompt' feature ({sorted(ex)})")
+    pid = ex["id"].decode("utf-8") if "id" in ex else f"{name}-{i}"
+    prompts.append((pid, ex["prompt"].decode("utf-8")))
+  return _checked(prompts, f"task {name!r}"), task.output_features["targets"].vocabulary
+
+
+def _checked(prompts: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+  seen = set()
+  for pid, _ in prompts:
+    if pid in seen:
+      raise InferError(f"{where}: prompt id {pid!r} occurs twice")
+    seen.add(pid)
+  if not prompts:
+    raise InferError(f"{where}: holds no prompts")
+  return prompts
+
+
+def _resume(partial: str, run: Mapping[str, Any], num_samples: int
+            ) -> dict[str, list[Sample]]:
+  """The finished prompts of an interrupted run, by prompt id.
+
+  A torn last line (the process died mid-write) and prompts with fewer than N samples are
+  dropped; the partial file is rewritten without them before new samples are appended.
+
+  Raises:
+    InferError: the partial file was written with other settings or another arm.
+  """
+  if not os.path.exists(partial):
+    return {}
+  with open(partial, encoding="utf-8") as f:
+    lines = f.read().split("\n")
+  by_prompt: dict[str, list[Sample]] = {}
+  for lineno, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      sample = Sample.from_json(line, f"{partial}:{lineno}")
+    except SampleFileError:
+      if lineno == len(lines):  # Only the unterminated last line may be torn.
+        break
+      raise
+    if sample.arm != run["arm"] or dict(sample.decoding) != run["decoding"]:
+      raise InferError(
+          f"{partial}:{lineno} was written with arm {sample.arm!r} and decoding "
+          f"{dict(sample.decoding)}, not {run['arm']!r} and {run['decoding']}; delete it or "
+          f"choose another OUTPUT_DIR")
+    by_prompt.setdefault(sample.prompt_id, []).append(sample)
+  done = {pid: sorted(s, key=lambda x: x.sample_index) for pid, s in by_prompt.items()
+          if len(s) == num_samples}
+  write_samples(partial, [s for samples in done.values() for s in samples])
+  return done
+
+
+@gin.configurable
+def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
+          arm: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
+          mixture_or_task_name: str | None = None, split: str = "test",
+          prompts_file: str | None = None, vocabulary: seqio.Vocabulary | None = None,
+          mode: str = "direct", num_samples: int = 10, max_new_tokens: int = 256,
+          temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+          annotation_temperature: float = 1.0, max_annotation_tokens: int = 64,
+          given_annotation: str = "", seed: int = 0, batch_size: int = 8,
+          mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None,
+          output_name: str = "samples.jsonl", progress_bar: bool | None = None) -> str:
+  """Samples a checkpoint on the prompts of a task or file; returns the sample file's path.
+
+  Args:
+    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    output_dir: where samples.jsonl, its marker and config.gin are written.
+    arm: the arm name recorded with every sample (base, sft, anchored, an ablation).
+    model_config: the network's shape (the checkpoint's).
+    mixture_or_task_name: a SeqIO task whose examples hold `prompt` (and `id`).
+    split: the task's split.
+    prompts_file: instead of a task, JSONL of `{"id": ..., "prompt": ...}`.
+    vocabulary: encodes and decodes; default the task's `targets` vocabulary (required
+      with prompts_file).
+    mode, num_samples, max_new_tokens, temperature, top_k, top_p, annotation_temperature,
+      max_annotation_tokens, given_annotation, seed: see DecodeSettings.
+    batch_size: prompts per sampler call (rounded up to the mesh's batch multiple).
+    mesh: degrees per mesh axis; default every device on `data`.
+    template: the prompt template (the SFT one).
+    output_name: the sample file's name in output_dir.
+    progress_bar: a tqdm bar (default: on interactive terminals).
+
+  Raises:
+    InferError: no or both prompt sources, bad prompts, a clash with earlier output.
+  """
+  settings = DecodeSettings(
+      mode=mode, num_samples=num_samples, max_new_tokens=max_new_tokens,
+      temperature=temperature, top_k=top_k, top_p=top_p,
+      annotation_temperature=annotation_temperature,
+      max_annotation_tokens=max_annotation_tokens, given_annotation=given_annotation, seed=seed)
+  if (mixture_or_task_name is None) == (prompts_file is None):
+    raise InferError("set exactly one of MIXTURE_OR_TASK_NAME and PROMPTS_FILE")
+  if prompts_file is not None:
+    if vocabulary is None:
+      raise InferError("PROMPTS_FILE needs a vocabulary (infer.vocabulary)")
+    prompts = read_prompts_file(prompts_file)
+  else:
+    prompts, task_vocabulary = read_task_prompts(mixture_or_task_name, split)
+    vocabulary = vocabulary or task_vocabulary
+
+  out_path = os.path.join(output_dir, output_name)
+  partial, marker = out_path + ".partial", out_path + ".done"
+  run = {"arm": arm, "decoding": settings.record(), "checkpoint_path": checkpoint_path,
+         "num_prompts": len(prompts), "num_samples": num_samples}
+  if os.path.exists(marker):
+    with open(marker, encoding="utf-8") as f:
+      previous = json.load(f)
+    if previous == run:
+      logging.info("%s is complete (%s); nothing to do", out_path, marker)
+      return out_path
+    raise InferError(f"{marker} marks a finished run with other settings ({previous}); "
+                     f"delete it and {out_path}, or choose another OUTPUT_DIR")
+  done = _resume(partial, run, num_samples)
+  todo = [(pid, p) for pid, p in prompts if pid not in done]
+  if done:
+    logging.info("resuming: %d of %d prompts already sampled", len(done), len(prompts))
+
+  sampler = DecoderSampler(model_config, partitioning.make_mesh(mesh or {"data": -1}))
+  params = checkpoints.restore_params(checkpoint_path, sampler.abstract_params)
+  generator = Generator(sampler, params, vocabulary, settings, template)
+  gin_utils.write_operative_config(output_dir)
+
+  bar = tqdm.tqdm(total=len(prompts) * num_samples, initial=len(done) * num_samples,
+                  unit="sample", dynamic_ncols=True,
+                  disable=not (sys.stderr.isatty() if progress_bar is None else progress_bar))
+  start, drawn = time.perf_counter(), 0
+  with open(partial, "a", encoding="utf-8") as f:
+    for first in range(0, len(todo), batch_size):
+      batch = todo[first:first + batch_size]
+      generations = generator.generate([pid for pid, _ in batch], [p for _, p in batch])
+      lines = []
+      for (pid, prompt), gens in zip(batch, generations):
+        samples = [Sample(prompt_id=pid, prompt=prompt, annotation=g.annotation,
+                          response=g.response, sample_index=j, arm=arm,
+                          decoding=settings.record()) for j, g in enumerate(gens)]
+        done[pid] = samples
+        lines += [s.to_json() + "\n" for s in samples]
+      f.write("".join(lines))
+      f.flush()
+      os.fsync(f.fileno())
+      drawn += len(lines)
+      rate = drawn / (time.perf_counter() - start)
+      bar.update(len(lines))
+      bar.set_postfix(samples_per_s=f"{rate:.2f}")
+      if bar.disable:
+        logging.info("%d/%d samples, %.2f samples/s", len(done) * num_samples,
+                     len(prompts) * num_samples, rate)
+  bar.close()
+  write_samples(out_path, [s for pid, _ in prompts for s in done[pid]])
+  write_atomic(marker, json.dumps(run, sort_keys=True))
+  os.remove(partial)
+  logging.info("wrote %d samples to %s", len(prompts) * num_samples, out_path)
+  return out_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  try:
+    rest = gin_utils.parse_and_bind(argv)
+  except gin_utils.GinFlagError as e:
+    print(f"annotanchor infer: {e}", file=sys.stderr)
+    return 2
+  if rest:
+    print(f"annotanchor infer: unexpected arguments {rest}", file=sys.stderr)
+    return 2
+  try:
+    infer()
+  except (InferError, SampleFileError, partitioning.MeshError,
+          checkpoints.CheckpointMismatchError, ValueError, FileNotFoundError) as e:
+    print(f"annotanchor infer: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
