@@ -82,7 +82,9 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  # force: absl (imported by TF and orbax) has already installed a root handler.
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                      force=True)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   try:
     rest = gin_utils.parse_and_bind(argv)

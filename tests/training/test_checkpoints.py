@@ -41,6 +41,8 @@ def test_restore_on_another_mesh_and_continue(trained, tmp_path):
   resumed = tiny_setup.run(str(tmp_path / "resumed"), {"fsdp": 8}, steps=4)
   np.testing.assert_allclose(tiny_setup.logged_losses(str(tmp_path / "resumed")),
                              tiny_setup.logged_losses(str(root / "full")), rtol=1e-5)
+  # Adam divides by sqrt(v): mesh-dependent rounding lands at the scale of one update
+  # (lr=1e-2); 1e-4 of it.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                jax.device_get(resumed.state.params), jax.device_get(full.state.params))
 
