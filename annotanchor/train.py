@@ -58,6 +58,7 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
     distributed: call jax.distributed.initialize() (None: when the environment asks).
   """
+  check_vocabulary_fits(mixture_or_task_name, model_config.vocab_size)
   multihost.maybe_initialize_distributed(initialize=distributed)
   import jax  # After distributed initialisation, which must precede backend use.
 
@@ -80,11 +81,28 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
       peak_flops=peak_flops)
 
 
+def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
+  """Refuses a model whose embedding has fewer rows than the task's vocabulary has ids.
+
+  (An out-of-range id would silently read a clamped embedding row.)
+  """
+  import seqio  # The task registry; imported here to keep `--help` fast.
+
+  task = seqio.get_mixture_or_task(mixture_or_task_name)
+  for name, feature in task.output_features.items():
+    if feature.vocabulary.vocab_size > vocab_size:
+      raise ValueError(
+          f"the model's vocab_size={vocab_size} is smaller than the {feature.vocabulary.vocab_size}"
+          f" ids of {mixture_or_task_name!r} feature {name!r}: set --gin.VOCAB_SIZE to at least "
+          f"{feature.vocabulary.vocab_size}")
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   # force: absl (imported by TF and orbax) has already installed a root handler.
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                       force=True)
+  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save INFO lines.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   try:
     rest = gin_utils.parse_and_bind(argv)
