@@ -29,11 +29,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
-# Until the storyworld demo lands: a short, real gin-configured training run.
+# Until the full anchored-training demo lands: annotated pretraining on storyworld.
+# A rerun resumes from (or finds complete) the checkpoint in runs/demo.
 demo: $(STAMP)
 	$(TEST_ENV) $(BIN)/annotanchor train \
-	  --gin_file=gin/models/small.gin --gin_file=gin/runs/pretrain.gin \
-	  --gin.MODEL_DIR="'runs/demo'" --gin.TRAIN_STEPS=200
+	  --gin_file=gin/experiments/storyworld_pretrain.gin --gin.MODEL_DIR="'runs/demo'"
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python benchmarks/train_throughput.py

@@ -85,7 +85,7 @@ class Checkpointer:
     Returns whether a save started. `step` is passed rather than read from the state so
     that checking does not wait for the device.
     """
-    if step in self.manager.all_steps() or not (force or step % self.save_every == 0):
+    if not (force or step % self.save_every == 0) or step in self.manager.all_steps():
       return False
     return self.manager.save(
         step, force=force,

@@ -84,6 +84,11 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
       state = state.replace(params=checkpoints.restore_params(initial_checkpoint_path,
                                                               abstract.params))
   start = int(state.step)
+  if start >= train_steps:
+    logging.info("%s already holds step %d of %d: nothing to train", ckpt.directory, start,
+                 train_steps)
+    ckpt.close()
+    return TrainResult(state=state, last_step=start, preempted=False, last_metrics={})
 
   peak, peak_source = peak_flops_per_device(peak_flops)
   logging.info("MFU against %.3g FLOP/s per device (%s)", peak, peak_source)
@@ -117,12 +122,14 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
         if log_now or sigterm.raised:
           host = jax.device_get(pending)
           pending = []
-          bad = [start + 1 + i for i, m in enumerate(host) if m["nonfinite"]]
-          elapsed = time.perf_counter() - window_start
-          steps_done = step - window_step
+          first = step - len(host) + 1
+          bad = [first + i for i, m in enumerate(host) if m["nonfinite"]]
           last = {k: float(v) for k, v in host[-1].items() if k != "nonfinite"}
-          last["tokens_per_second"] = tokens_per_step * steps_done / elapsed
-          last["mfu"] = flops_per_step * steps_done / elapsed / (peak * mesh.devices.size)
+          steps_done = step - window_step
+          if steps_done:  # A window holding only the compiling step has no throughput.
+            elapsed = time.perf_counter() - window_start
+            last["tokens_per_second"] = tokens_per_step * steps_done / elapsed
+            last["mfu"] = flops_per_step * steps_done / elapsed / (peak * mesh.devices.size)
           last["nonfinite_steps"] = float(sum(m["nonfinite"] for m in host))
           writer.write(step, last)
           window_start, window_step = time.perf_counter(), step

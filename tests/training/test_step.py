@@ -73,10 +73,10 @@ def test_stop_policy_stops_the_loop(tmp_path):
   fn = tiny_setup.dataset_fn()
   def poisoned(start):
     for i, b in enumerate(fn(start)):
-      yield {**b, "decoder_loss_weights": b["decoder_loss_weights"] * (np.nan if i == 1 else 1)}
+      yield {**b, "decoder_loss_weights": b["decoder_loss_weights"] * (np.nan if i == 3 else 1)}
   tx, schedule = optim.make_optimizer(optim.OptimizerConfig(), 10)
-  with pytest.raises(loop.NonFiniteLossError, match=r"step\(s\) \[2\]"):
+  with pytest.raises(loop.NonFiniteLossError, match=r"step\(s\) \[4\]"):
     loop.train_loop(model=DecoderOnlyModel(tiny_setup.TINY), optimizer=tx, schedule=schedule,
                     mesh=partitioning.make_mesh({"data": 8}), dataset_fn=poisoned,
-                    model_dir=str(tmp_path), train_steps=4, batch_size=8, nan_policy="stop",
+                    model_dir=str(tmp_path), train_steps=6, batch_size=8, nan_policy="stop",
                     log_every=2, progress_bar=False, peak_flops=1e12)
