@@ -33,6 +33,11 @@ def _flat_shapes(tree) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
           for path, leaf in flat}
 
 
+def absolute(path: str) -> str:
+  """Orbax needs absolute paths: local relative ones are made absolute, URLs (gs://) kept."""
+  return path if "://" in path else os.path.abspath(path)
+
+
 def check_matches(saved_tree, target_tree, where: str) -> None:
   """Raises CheckpointMismatchError naming the first missing, extra or mismatched array."""
   saved, target = _flat_shapes(saved_tree), _flat_shapes(target_tree)
@@ -64,7 +69,7 @@ class Checkpointer:
   """
 
   def __init__(self, model_dir: str, *, save_every: int, keep: int = 3, async_save: bool = True):
-    self.directory = os.path.join(model_dir, "checkpoints")
+    self.directory = os.path.join(absolute(model_dir), "checkpoints")
     self.save_every = save_every
     # Cadence is decided here: Orbax's interval policy also saves the first step it sees.
     options = ocp.CheckpointManagerOptions(
@@ -131,7 +136,7 @@ def resolve_params_dir(path: str) -> str:
 
 def restore_params(path: str, abstract_params: Any) -> Any:
   """Parameters only, from INITIAL_CHECKPOINT_PATH, into the current mesh's shardings."""
-  params_dir = resolve_params_dir(path)
+  params_dir = resolve_params_dir(absolute(path))
   with ocp.StandardCheckpointer() as checkpointer:
     check_matches(checkpointer.metadata(params_dir).item_metadata.tree, abstract_params,
                   params_dir)

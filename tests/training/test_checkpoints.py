@@ -85,3 +85,13 @@ def test_initial_checkpoint_path_forms(trained, tmp_path):
 def test_keeps_the_last_k(tmp_path):
   tiny_setup.run(str(tmp_path), {"data": 8}, steps=5, checkpoint_every=1, keep_checkpoints=2)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "5"]
+
+
+def test_relative_model_dir(tmp_path, monkeypatch):
+  """MODEL_DIR='runs/x' (what users type) saves, resumes and fine-tunes."""
+  monkeypatch.chdir(tmp_path)
+  tiny_setup.run("runs/x", {"data": 8}, steps=1)
+  resumed = tiny_setup.run("runs/x", {"data": 8}, steps=2)
+  assert int(resumed.state.step) == 2
+  assert sorted(os.listdir(tmp_path / "runs/x/checkpoints")) == ["1", "2"]
+  tiny_setup.run("runs/y", {"data": 8}, steps=0, initial_checkpoint_path="runs/x")
