@@ -125,7 +125,7 @@ class DecoderSampler:
 
   def __call__(self, params: Any, prompts: np.ndarray, prompt_lengths: np.ndarray,
                rng: jax.Array, sampling: SamplingConfig) -> SampleOutput:
-    """Samples; see `temperature_sample` (here `rng` is a single key).
+    """Samples; see `temperature_sample` (`rng`: one key, or one per prompt).
 
     Raises:
       ValueError: the request does not fit the model's max_len, or the prompt count does
