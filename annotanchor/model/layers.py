@@ -90,6 +90,32 @@ def grouped_attention(q, k, v, mask, dtype):
   return out.reshape(b, lq, h, d).astype(dtype)
 
 
+# Query block of causal_attention: 128 skips 3/8 of the score matrix at length 512.
+CAUSAL_QUERY_CHUNK = 128
+
+
+def causal_attention(q, k, v, mask, dtype, chunk: int = CAUSAL_QUERY_CHUNK):
+  """grouped_attention for self-attention under a causal mask, skipping the masked keys.
+
+  Queries are taken in blocks of `chunk`; the block [start, end) attends only to keys
+  [0, end), since the causal mask hides every later key. A hidden key's softmax weight is
+  exactly 0 (exp(_MASK_VALUE - max) underflows), so the result equals full attention up to
+  float32 summation order, for roughly (n + 1) / 2n of the work with n blocks.
+
+  Requires q_len == k_len and a mask that is causal (mask[i, j] False for j > i) with the
+  diagonal allowed, as in training; the decode cache uses grouped_attention directly.
+  """
+  length = q.shape[1]
+  if length <= chunk:
+    return grouped_attention(q, k, v, mask, dtype)
+  outs = []
+  for start in range(0, length, chunk):
+    end = min(start + chunk, length)
+    outs.append(grouped_attention(q[:, start:end], k[:, :end], v[:, :end],
+                                  mask[:, start:end, :end], dtype))
+  return jnp.concatenate(outs, axis=1)
+
+
 class Attention(nn.Module):
   """Grouped-query self-attention with rotary embeddings, packing and a decode cache.
 
@@ -134,7 +160,8 @@ class Attention(nn.Module):
     if self.decode:
       k, v, mask = self._attend_through_cache(k, v, segment_ids, mask)
 
-    out = grouped_attention(q, k, v, mask, cfg.compute_dtype)
+    attend = grouped_attention if self.decode else causal_attention
+    out = attend(q, k, v, mask, cfg.compute_dtype)
     out = constrain(out, ("batch", "length", "heads", "kv"))
     return dense(cfg.d_model, axis=(-2, -1), name="out",
                  kernel_init=logical_init(cfg.init_std, ("heads", "kv", "embed")))(out)
