@@ -8,14 +8,9 @@ Works from sample files alone (no model, no jax). Each diversity metric is compu
 prompt over its N samples, averaged over prompts per arm, and compared across arms with
 a paired bootstrap over prompts (see annotanchor/evaluation/compare.py).
 """
-import sys
-
 if __name__ == "__main__":
-  # `python -m` runs this file as __main__; run the imported module instead, so that its
-  # gin configurables are registered once (a gin file's `import annotanchor.evaluate`
-  # would otherwise register them a second time and fail).
-  from annotanchor.evaluate import main as _main
-  sys.exit(_main())
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.evaluate")
 
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
@@ -23,6 +18,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import gin
 import numpy as np
 
+from annotanchor import gin_utils
 from annotanchor.evaluation import compare, diversity, plots, quality, report
 from annotanchor.evaluation.embedding import EmbeddingsUnavailable, MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
@@ -222,19 +218,8 @@ _USER_ERRORS = (SampleFileError, EmbeddingsUnavailable, JudgeError, ValueError)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """`annotanchor evaluate` / `python -m annotanchor.evaluate` with t5x-style gin flags."""
-  from annotanchor.gin_utils import GinFlagError, parse_and_bind
-  argv = sys.argv[1:] if argv is None else list(argv)
-  if any(a in ("-h", "--help") for a in argv):
-    print(__doc__)
+  def report_written(result) -> int:
+    print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']}")
     return 0
-  try:
-    rest = parse_and_bind(argv)
-    if rest:
-      raise ValueError(f"unexpected arguments {rest}; evaluate takes only gin flags")
-    result = evaluate()
-  except (GinFlagError, *_USER_ERRORS) as e:
-    print(f"annotanchor evaluate: error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']}")
-  return 0
-
+  return gin_utils.run_main("evaluate", evaluate, argv, doc=__doc__, user_errors=_USER_ERRORS,
+                            exit_code=report_written)

@@ -8,8 +8,10 @@ the same flags as `python -m t5x.train`:
 """
 from __future__ import annotations
 
+import logging
 import os
-from typing import Sequence
+import sys
+from typing import Any, Callable, Sequence
 
 import gin
 
@@ -85,3 +87,50 @@ def write_operative_config(model_dir: str) -> str:
     f.write(gin.operative_config_str())
   tf.io.gfile.rename(tmp, path, overwrite=True)
   return path
+
+
+def run_module_main(module_name: str) -> None:
+  """Runs `module_name.main()` from its canonical import, then exits.
+
+  `python -m annotanchor.train` executes the file as `__main__`, a second copy of the
+  module that gin files (which import `annotanchor.train`) never bind. Each entry point
+  calls this at its top under `if __name__ == "__main__":`, before defining anything.
+  """
+  import importlib
+
+  sys.exit(importlib.import_module(module_name).main())
+
+
+def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
+             user_errors: tuple[type[BaseException], ...], doc: str | None = None,
+             exit_code: Callable[[Any], int] = lambda result: 0) -> int:
+  """The shared `main()` of the gin-configured entry points.
+
+  Parses the gin flags, calls `fn()` and turns configuration and input errors into one
+  line on stderr naming the command (exit status 2) instead of a trace.
+
+  Args:
+    command: subcommand name, for messages ("train").
+    fn: the gin-configured entry function, called with no arguments.
+    argv: arguments without the program name (default sys.argv[1:]).
+    user_errors: exceptions that mean bad input or configuration.
+    doc: printed for -h/--help.
+    exit_code: maps fn's result to the exit status.
+  """
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if doc and any(a in ("-h", "--help") for a in argv):
+    print(doc)
+    return 0
+  # force: absl (imported by TF and orbax) has already installed a root handler.
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                      force=True)
+  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save INFO lines.
+  try:
+    rest = parse_and_bind(argv)
+    if rest:
+      raise GinFlagError(f"unexpected arguments {rest}; {command} takes only gin flags")
+    result = fn()
+  except (GinFlagError, *user_errors) as e:
+    print(f"annotanchor {command}: {type(e).__name__}: {e}", file=sys.stderr)
+    return 2
+  return exit_code(result)

@@ -11,6 +11,10 @@ rerun of a finished run with the same settings does nothing. See gin/runs/infer.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.infer")
+
 import json
 import logging
 import os
@@ -230,25 +234,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else list(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  try:
-    rest = gin_utils.parse_and_bind(argv)
-  except gin_utils.GinFlagError as e:
-    print(f"annotanchor infer: {e}", file=sys.stderr)
-    return 2
-  if rest:
-    print(f"annotanchor infer: unexpected arguments {rest}", file=sys.stderr)
-    return 2
-  try:
-    infer()
-  except (InferError, SampleFileError, partitioning.MeshError,
-          checkpoints.CheckpointMismatchError, ValueError, FileNotFoundError) as e:
-    print(f"annotanchor infer: {type(e).__name__}: {e}", file=sys.stderr)
-    return 1
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+  return gin_utils.run_main(
+      "infer", infer, argv, doc=__doc__,
+      user_errors=(InferError, SampleFileError, partitioning.MeshError,
+                   checkpoints.CheckpointMismatchError, ValueError, FileNotFoundError))

@@ -8,9 +8,10 @@ knobs. The operative config is written to MODEL_DIR/config.gin.
 """
 from __future__ import annotations
 
-import logging
-import os
-import sys
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.train")
+
 from typing import Callable, Mapping
 
 import gin
@@ -98,27 +99,9 @@ def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
-  # force: absl (imported by TF and orbax) has already installed a root handler.
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                      force=True)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save INFO lines.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  try:
-    rest = gin_utils.parse_and_bind(argv)
-  except gin_utils.GinFlagError as e:
-    print(f"annotanchor train: {e}", file=sys.stderr)
-    return 2
-  if rest:
-    print(f"annotanchor train: unexpected arguments {rest}", file=sys.stderr)
-    return 2
-  try:
-    result = train()
-  except (partitioning.MeshError, loop.NonFiniteLossError, ValueError, FileNotFoundError) as e:
-    print(f"annotanchor train: {type(e).__name__}: {e}", file=sys.stderr)
-    return 1
-  return 3 if result.preempted else 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+  """Exit status: 0 done, 2 bad configuration or input, 3 stopped by SIGTERM (resumable)."""
+  return gin_utils.run_main(
+      "train", train, argv, doc=__doc__,
+      user_errors=(partitioning.MeshError, loop.NonFiniteLossError, ValueError,
+                   FileNotFoundError),
+      exit_code=lambda result: 3 if result.preempted else 0)

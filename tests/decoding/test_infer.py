@@ -81,7 +81,7 @@ def test_cli_writes_samples_marks_the_run_skips_a_rerun_refuses_a_clash(
   mtime = os.stat(out / "samples.jsonl").st_mtime_ns
   assert main() == 0
   assert os.stat(out / "samples.jsonl").st_mtime_ns == mtime
-  assert main("--gin.TEMPERATURE=0.5") == 1
+  assert main("--gin.TEMPERATURE=0.5") == 2
   assert read_samples(str(out / "samples.jsonl")) == samples
 
 
