@@ -10,7 +10,8 @@ TEST_ENV := JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 # XLA:CPU fuses the elementwise work around matmuls into YNNPACK kernels: +14% train
 # tokens/s on this CPU (benchmarks/README.md). Used for the demo and benchmarks.
 FAST_CPU := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
-PYTEST_ARGS ?=
+# Two workers: the suite is bound by imports and XLA compiles, which overlap well.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: venv test test-all demo bench clean
 
