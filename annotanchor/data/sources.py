@@ -18,7 +18,6 @@ import logging
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import gin
-import seqio
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib

@@ -29,7 +29,6 @@ from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp", "model")

@@ -1,6 +1,5 @@
 """The train step: accumulation equals the big batch, the NaN guard, masking."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
