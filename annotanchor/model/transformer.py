@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from annotanchor.model.config import TransformerConfig
-from annotanchor.model.layers import MLP, Attention, RMSNorm, constrain, logical_init
+from annotanchor.model.layers import MLP, Dense, Attention, RMSNorm, constrain, logical_init
 
 _REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -79,7 +79,7 @@ class Decoder(nn.Module):
     if cfg.tie_embeddings:
       logits = embed.attend(x)
     else:
-      logits = nn.DenseGeneral(
-          cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
+      logits = Dense(
+          cfg.vocab_size, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
           kernel_init=logical_init(cfg.init_std, ("embed", "vocab")), name="logits")(x)
     return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
