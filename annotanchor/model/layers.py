@@ -91,6 +91,29 @@ def grouped_attention(q, k, v, mask, dtype):
   return out.reshape(b, lq, h, d).astype(dtype)
 
 
+def cached_attention(q, k, v, mask, dtype):
+  """grouped_attention over a head-major KV cache (the decode path).
+
+  Args:
+    q: [batch, q_len, heads, head_dim].
+    k, v: [batch, kv_heads, slots, head_dim], the cache as `_attend_through_cache` keeps it.
+    mask: [batch, q_len, slots] booleans, True where the query may attend to the slot.
+    dtype: dtype of the output.
+
+  Returns:
+    [batch, q_len, heads, head_dim].
+  """
+  b, lq, h, d = q.shape
+  kvh = k.shape[1]
+  q = q.reshape(b, lq, kvh, h // kvh, d).transpose(0, 2, 3, 1, 4)  # [b, kvh, g, q, d]
+  scores = jnp.einsum("bkgqd,bksd->bkgqs", q, k, preferred_element_type=jnp.float32)
+  scores = scores / jnp.sqrt(jnp.float32(d))
+  scores = jnp.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  out = jnp.einsum("bkgqs,bksd->bkgqd", probs, v)
+  return out.transpose(0, 3, 1, 2, 4).reshape(b, lq, h, d).astype(dtype)
+
+
 # Query block of causal_attention: 128 skips 3/8 of the score matrix at length 512.
 CAUSAL_QUERY_CHUNK = 128
 
@@ -218,27 +241,34 @@ class Attention(nn.Module):
     if self.decode:
       k, v, mask = self._attend_through_cache(k, v, segment_ids, mask)
 
-    attend = grouped_attention if self.decode else causal_attention
+    attend = cached_attention if self.decode else causal_attention
     out = attend(q, k, v, mask, cfg.compute_dtype)
     out = constrain(out, ("batch", "length", "heads", "kv"))
     return dense(cfg.d_model, axis=(-2, -1), name="out",
                  kernel_init=logical_init(cfg.init_std, ("heads", "kv", "embed")))(out)
 
   def _attend_through_cache(self, k, v, segment_ids, mask):
-    """Writes k, v at cache_index; returns the whole cache and the mask over its slots."""
+    """Writes k, v at cache_index; returns the whole cache and the mask over its slots.
+
+    The cache is head-major, [batch, kv_heads, max_len, head_dim], the layout in which
+    `cached_attention` multiplies it: kept token-major, XLA copied every layer's whole key
+    and value cache into that layout on every decode step.
+    """
     b, length, kvh, hd = k.shape
     max_len = self.config.max_len
     initialising = not self.has_variable("cache", "cached_key")
-    cached_k = self.variable("cache", "cached_key", jnp.zeros, (b, max_len, kvh, hd), k.dtype)
-    cached_v = self.variable("cache", "cached_value", jnp.zeros, (b, max_len, kvh, hd), v.dtype)
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, (b, kvh, max_len, hd), k.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, (b, kvh, max_len, hd), v.dtype)
     cached_valid = self.variable("cache", "cached_valid", jnp.zeros, (b, max_len), jnp.bool_)
     index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
     if initialising:  # `init` only creates the empty cache.
-      return k, v, mask
+      return k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), mask
     start = index.value
     valid = jnp.ones((b, length), jnp.bool_) if segment_ids is None else segment_ids != 0
-    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
-    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+    cached_k.value = jax.lax.dynamic_update_slice(
+        cached_k.value, k.transpose(0, 2, 1, 3), (0, 0, start, 0))
+    cached_v.value = jax.lax.dynamic_update_slice(
+        cached_v.value, v.transpose(0, 2, 1, 3), (0, 0, start, 0))
     cached_valid.value = jax.lax.dynamic_update_slice(cached_valid.value, valid, (0, start))
     index.value = start + length
     query_slots = start + jnp.arange(length)
