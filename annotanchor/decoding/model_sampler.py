@@ -4,12 +4,14 @@
   out = sampler(params, prompts, prompt_lengths, jax.random.PRNGKey(0),
                 SamplingConfig(max_new_tokens=64, num_decodes=4, temperature=1.0))
 
-The cache is sized to the request (P + T - 1 slots, not `config.max_len`), so attention in
-each step reads only the slots it can use; `config.max_len` bounds P + T - 1.
+The cache is sized to the request (P + T - 1 slots at most, not `config.max_len`) and grows
+with it (`CACHE_GROWTH` slots at a time), so attention in each step reads few slots it
+cannot use; `config.max_len` bounds P + T - 1.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -43,6 +45,48 @@ def kv_cache_fns(network: Decoder, params: Any, rows: int):
     return logits, variables["cache"]
 
   return cache, tokens_to_logits
+
+
+# The KV-cache sampler grows its cache in steps of this many slots: attention reads every
+# slot of the cache each step, so a cache sized to the request from the start made the
+# early steps read (and mask out) slots not yet written.
+CACHE_GROWTH = 32
+
+
+def _grow_kv_cache(cache: Any, slots: int) -> Any:
+  """The cache with zero (invalid) slots appended up to `slots`; see _attend_through_cache."""
+  def grow(path, x):
+    name = path[-1].key
+    if name in ("cached_key", "cached_value"):  # [b, kvh, max_len, hd]
+      return jnp.pad(x, ((0, 0), (0, 0), (0, slots - x.shape[2]), (0, 0)))
+    if name == "cached_valid":  # [b, max_len]
+      return jnp.pad(x, ((0, 0), (0, slots - x.shape[1])))
+    return x
+  return jax.tree_util.tree_map_with_path(grow, cache)
+
+
+def growing_kv_cache_fns(config: TransformerConfig, params: Any, rows: int, prompt_len: int,
+                         slots: int, growth: int = CACHE_GROWTH):
+  """(empty KV cache, TokensToLogits, phases) for `temperature_sample` with a growing cache.
+
+  The first cache holds the prompt plus up to `growth` drawn tokens (rounded up to a
+  multiple of `growth`); each phase adds `growth` slots, up to `slots`.
+  """
+  sizes = []
+  size = min(slots, -(-(prompt_len + 1) // growth) * growth)
+  while True:
+    sizes.append(size)
+    if size >= slots:
+      break
+    size = min(slots, size + growth)
+  fns = [kv_cache_fns(Decoder(dataclasses.replace(config, max_len=n)), params, rows)
+         for n in sizes]
+  cache, fn = fns[0]
+  # A cache of n slots serves the steps that feed slot n - 1 at most: step s feeds slot
+  # prompt_len + s - 1.
+  phases = [(n - prompt_len, functools.partial(_grow_kv_cache, slots=m), f)
+            for n, m, (_, f) in zip(sizes, sizes[1:], fns[1:])]
+  return cache, fn, phases
 
 
 def full_forward_fns(network: Decoder, params: Any, rows: int, slots: int):
@@ -81,11 +125,14 @@ class DecoderSampler:
     config: the network's shape.
     mesh: the device mesh (default: every device on `data`).
     use_cache: False reruns the full forward pass for every token (the baseline).
+    cache_growth: the KV cache grows by this many slots at a time (see
+      `growing_kv_cache_fns`).
   """
 
   def __init__(self, config: TransformerConfig, mesh: Mesh | None = None,
-               use_cache: bool = True):
+               use_cache: bool = True, cache_growth: int = CACHE_GROWTH):
     self.config = config
+    self.cache_growth = cache_growth
     self.mesh = mesh if mesh is not None else partitioning.make_mesh({"data": -1})
     self.use_cache = use_cache
     boxed = jax.eval_shape(Decoder(config).init, jax.random.PRNGKey(0),
@@ -113,10 +160,12 @@ class DecoderSampler:
     def run(params, prompts, prompt_lengths, rng):
       rows = prompts.shape[0] * sampling.num_decodes
       if self.use_cache:
-        cache, fn = kv_cache_fns(network, params, rows)
+        cache, fn, phases = growing_kv_cache_fns(
+            self.config, params, rows, prompt_len, slots, self.cache_growth)
       else:
         cache, fn = full_forward_fns(network, params, rows, slots)
-      return temperature_sample(fn, cache, prompts, prompt_lengths, rng, sampling)
+        phases = ()
+      return temperature_sample(fn, cache, prompts, prompt_lengths, rng, sampling, phases)
 
     rows = partitioning.batch_sharding(self.mesh)
     replicated = NamedSharding(self.mesh, P())

@@ -185,7 +185,8 @@ def _stop_table(config: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def temperature_sample(tokens_to_logits: TokensToLogits, cache: Cache, prompts: jax.Array,
                        prompt_lengths: jax.Array, rng: jax.Array,
-                       config: SamplingConfig) -> SampleOutput:
+                       config: SamplingConfig,
+                       phases: Sequence[tuple[int, TokensToLogits, Any]] = ()) -> SampleOutput:
   """Draws `num_decodes` continuations of every prompt (see the module docstring).
 
   Traceable: wrap it in `jax.jit` (with `config` static); the decode loop is a
@@ -200,6 +201,10 @@ def temperature_sample(tokens_to_logits: TokensToLogits, cache: Cache, prompts: 
       prompt uses its prompt's key folded with j, so a prompt's samples do not depend on
       which other prompts share its batch.
     config: how to draw.
+    phases: optional growing caches, so that early steps read a short one: a list of
+      (last_step, grow, tokens_to_logits). `tokens_to_logits` (and `cache`) serve the
+      prefill and steps up to the first phase's last_step; then `grow` maps the cache to
+      the next phase's, whose function serves steps up to its last_step, and so on.
 
   Returns:
     The SampleOutput.
@@ -250,18 +255,26 @@ def temperature_sample(tokens_to_logits: TokensToLogits, cache: Cache, prompts: 
                done=jnp.zeros((rows,), bool), cache=cache)
   state = record(state, _draw(logits[:, -1], keys, jnp.int32(0), config))
 
-  def cond(state):
-    return (state["step"] + 1 < steps) & ~jnp.all(state["done"])
+  def run_until(last_step, fn, state):
+    def cond(state):
+      return (state["step"] + 1 < min(steps, last_step + 1)) & ~jnp.all(state["done"])
 
-  def body(state):
-    step = state["step"] + 1
-    position = (lengths + step - 1)[:, None]
-    logits, cache = tokens_to_logits(state["last"][:, None], position,
-                                     jnp.ones((rows, 1), jnp.int32), state["cache"])
-    state = dict(state, step=step, cache=cache)
-    return record(state, _draw(logits[:, -1], keys, step, config))
+    def body(state):
+      step = state["step"] + 1
+      position = (lengths + step - 1)[:, None]
+      logits, cache = fn(state["last"][:, None], position,
+                         jnp.ones((rows, 1), jnp.int32), state["cache"])
+      state = dict(state, step=step, cache=cache)
+      return record(state, _draw(logits[:, -1], keys, step, config))
 
-  state = jax.lax.while_loop(cond, body, state)
+    return jax.lax.while_loop(cond, body, state)
+
+  fn = tokens_to_logits
+  for last_step, grow, next_fn in phases:
+    state = run_until(last_step, fn, state)
+    state = dict(state, cache=grow(state["cache"]))
+    fn = next_fn
+  state = run_until(steps, fn, state)
   return SampleOutput(tokens=state["out"].reshape(batch, n, steps),
                       lengths=state["lengths"].reshape(batch, n),
                       stopped=state["stopped"].reshape(batch, n))

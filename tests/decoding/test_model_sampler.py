@@ -85,6 +85,22 @@ def test_sampler_agrees_without_cache_and_across_meshes():
   assert len({tuple(t) for t in np.asarray(cached.tokens).reshape(8, -1)}) > 4
 
 
+def test_growing_cache_agrees_with_full_forward_passes():
+  params = params_for(CFG)
+  prompts, lengths = left_pad(PROMPTS)
+  config = SamplingConfig(max_new_tokens=12, num_decodes=2, temperature=1.0, eos_id=-1)
+  # 5 + 12 - 1 = 16 slots: caches of 8, 12 and 16 slots, and one of 16 from the start.
+  grown = DecoderSampler(CFG, ONE_DEVICE, cache_growth=4)(
+      params, prompts, lengths, jax.random.key(5), config)
+  whole = DecoderSampler(CFG, ONE_DEVICE, cache_growth=64)(
+      params, prompts, lengths, jax.random.key(5), config)
+  uncached = DecoderSampler(CFG, ONE_DEVICE, use_cache=False)(
+      params, prompts, lengths, jax.random.key(5), config)
+  np.testing.assert_array_equal(grown.tokens, uncached.tokens)
+  np.testing.assert_array_equal(whole.tokens, uncached.tokens)
+  assert len({tuple(t) for t in np.asarray(grown.tokens).reshape(6, -1)}) > 3
+
+
 def test_requests_that_do_not_fit_are_refused():
   sampler = DecoderSampler(CFG, partitioning.make_mesh({"data": 2}, jax.devices()[:2]))
   params = params_for(CFG)
