@@ -68,31 +68,10 @@ def apply_rotary(x, positions, theta: float):
   return out.astype(x.dtype)
 
 
-def grouped_attention(q, k, v, mask, dtype):
-  """Softmax attention where each key/value head serves num_heads // num_kv_heads queries.
-
-  Args:
-    q: [batch, q_len, heads, head_dim].
-    k, v: [batch, k_len, kv_heads, head_dim].
-    mask: [batch, q_len, k_len] booleans, True where the query may attend to the key.
-    dtype: dtype of the output.
-
-  Returns:
-    [batch, q_len, heads, head_dim].
-  """
-  b, lq, h, d = q.shape
-  kvh = k.shape[2]
-  q = q.reshape(b, lq, kvh, h // kvh, d)
-  scores = jnp.einsum("bqkgd,bskd->bkgqs", q, k, preferred_element_type=jnp.float32)
-  scores = scores / jnp.sqrt(jnp.float32(d))
-  scores = jnp.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum("bkgqs,bskd->bqkgd", probs, v)
-  return out.reshape(b, lq, h, d).astype(dtype)
-
-
 def cached_attention(q, k, v, mask, dtype):
-  """grouped_attention over a head-major KV cache (the decode path).
+  """Grouped-query softmax attention over a head-major KV cache (the decode path).
+
+  Each key/value head serves num_heads // num_kv_heads query heads.
 
   Args:
     q: [batch, q_len, heads, head_dim].
@@ -130,7 +109,7 @@ def _attention_block(q, k, v, mask):
   Returns:
     [batch, kv_heads, rows, head_dim] float32.
 
-  The same arithmetic as grouped_attention (scores / sqrt(d), masked, softmax, @ v); the
+  The same arithmetic as full attention (scores / sqrt(d), masked, softmax, @ v); the
   backward keeps the probabilities from the forward and computes every gradient with
   dot_generals whose [rows, keys] operand is already in matmul layout, so XLA copies no
   score-sized tensor into a transposed layout.
@@ -165,7 +144,7 @@ _attention_block.defvjp(_attention_block_fwd, _attention_block_bwd)
 
 
 def causal_attention(q, k, v, mask, dtype, chunk: int = CAUSAL_QUERY_CHUNK):
-  """grouped_attention for self-attention under a causal mask, skipping the masked keys.
+  """Grouped-query self-attention under a causal mask, skipping the masked keys.
 
   Queries are taken in blocks of `chunk`; the block [start, end) attends only to keys
   [0, end), since the causal mask hides every later key. A hidden key's softmax weight is
@@ -175,7 +154,17 @@ def causal_attention(q, k, v, mask, dtype, chunk: int = CAUSAL_QUERY_CHUNK):
   backward reuses the forward's probabilities.
 
   Requires q_len == k_len and a mask that is causal (mask[i, j] False for j > i) with the
-  diagonal allowed, as in training; the decode cache uses grouped_attention directly.
+  diagonal allowed, as in training; decoding uses `cached_attention`.
+
+  Args:
+    q: [batch, length, heads, head_dim].
+    k, v: [batch, length, kv_heads, head_dim].
+    mask: [batch, length, length] booleans, True where the query may attend to the key.
+    dtype: dtype of the output.
+    chunk: query block size.
+
+  Returns:
+    [batch, length, heads, head_dim].
   """
   b, length, h, d = q.shape
   kvh = k.shape[2]
