@@ -86,3 +86,21 @@ def check_quality(response: str, constraints: Mapping[str, str]) -> Quality:
                      and "\n" not in paragraphs[0] and paragraphs[-1] == templates.SFT_CLOSING)
   followed = all(attributes.get(a) == v for a, v in constraints.items())
   return Quality(well_formed, assistant_style, followed)
+
+
+def prompt_constraints(prompt: str) -> dict[str, str]:
+  """The attributes a storyworld prompt constrains, read back from its text.
+
+  Prompts name a constrained value with one of its surface phrases and name no
+  other attribute, so the parser recovers the constraint exactly:
+  "Tell me a story whose hero is Mira." -> {"hero": "Mira"}; "Could you tell me
+  a story?" -> {}.
+  """
+  return {a: v for a, v in parse_attributes(prompt).items() if v != UNKNOWN}
+
+
+def check_prompted_quality(prompt: str, response: str) -> Quality:
+  """`check_quality` with the constraints read from the prompt (evaluation's hook:
+  `evaluate.quality_fn = 'tasks.storyworld.parse:check_prompted_quality'`,
+  `evaluate.quality_inputs = ('prompt', 'response')`)."""
+  return check_quality(response, prompt_constraints(prompt))

@@ -96,3 +96,20 @@ def test_eval_prompts_are_held_out_and_some_constrained(small_config):
 
 def test_parser_gives_unknown_for_unrelated_text():
   assert set(parse.parse_attributes("A plain sentence about nothing.").values()) == {parse.UNKNOWN}
+
+
+def test_prompt_constraints_are_read_back_exactly_from_every_eval_prompt(small_config):
+  prompts = generate.eval_prompts(small_config)
+  assert any(p["constraints"] for p in prompts) and any(not p["constraints"] for p in prompts)
+  for p in prompts:
+    assert parse.prompt_constraints(p["prompt"]) == p["constraints"], p["prompt"]
+
+
+def test_prompted_quality_judges_prompt_adherence_from_the_prompt(small_config):
+  example = next(ex for ex in generate.sft_examples(small_config, "train") if ex["constraints"])
+  (attribute, value), = example["constraints"].items()
+  assert parse.check_prompted_quality(example["prompt"], example["response"]).ok
+  other = next(v.tag for v in ATTRIBUTES[attribute] if v.tag != value)
+  phrase = next(v.phrases[0] for v in ATTRIBUTES[attribute] if v.tag == other)
+  wrong = parse.check_prompted_quality(f"Write a story about {phrase}.", example["response"])
+  assert wrong.well_formed and wrong.assistant_style and not wrong.prompt_followed
