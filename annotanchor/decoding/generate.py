@@ -10,7 +10,7 @@ Modes (DESIGN.md 1.4):
 
 Token layout of an anchored sample (the SFT layout of annotanchor.data.preprocessors):
 
-  phase 1 prompt  encode("<user> Tell a story.\\n<assistant>") + encode("<ann>")
+  phase 1 prompt  [BOS] + encode("<user> Tell a story.\\n<assistant>") + encode("<ann>")
           draws   " genre:", "myth", " </ann>"          (stops at the `</ann>` tokens)
   phase 2 prompt  phase-1 prompt + its draws
           draws   " Title: ...", EOS
@@ -32,6 +32,7 @@ import numpy as np
 import seqio
 
 from annotanchor.data import annotations
+from annotanchor.data.feature_converter import BOS_ID
 from annotanchor.data.prompts import Generation, PromptTemplate
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig, left_pad
@@ -164,7 +165,8 @@ class Generator:
     s = self.settings
     n = s.num_samples
     keys = jax.numpy.stack([prompt_key(s.seed, pid) for pid in prompt_ids])
-    base = [self._encode(self.template.build(p)) for p in prompts]
+    # BOS first, as every training sequence began (see feature_converter.BOS_ID).
+    base = [[BOS_ID] + self._encode(self.template.build(p)) for p in prompts]
     if s.mode == "direct":
       continued = [[[]] * n for _ in base]
       drawn = self._draw(base, keys, self._sampling(s.max_new_tokens, s.temperature, n))
