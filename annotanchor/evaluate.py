@@ -154,8 +154,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     raise ValueError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
                      f"{anchored_arm!r}")
   arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
-  labeller = _resolve_labeller(labeller, labeller_inputs)
-  qfn = _resolve_quality(quality_fn, quality_inputs)
+  # Importing a user module may register gin configurables (the storyworld parser's
+  # package does), which gin refuses once the config is locked.
+  with gin.unlock_config():
+    labeller = _resolve_labeller(labeller, labeller_inputs)
+    qfn = _resolve_quality(quality_fn, quality_inputs)
   embed = _resolve_embedder(embedder)
   # Report order: the three named arms first, then the ablations as given.
   order = [base_arm, sft_arm, anchored_arm] + [

@@ -77,7 +77,8 @@ def read_task_prompts(name: str, split: str) -> tuple[list[tuple[str, str]], seq
   for i, ex in enumerate(dataset.as_numpy_iterator()):
     if "prompt" not in ex:
       raise InferError(f"task {name!r} examples have no 'prompt' feature ({sorted(ex)})")
-    pid = ex["id"].decode("utf-8") if "id" in ex else f"{name}-{i}"
+    pid = ex.get("id", f"{name}-{i}")
+    pid = pid.decode("utf-8") if isinstance(pid, bytes) else str(pid)  # String or int ids.
     prompts.append((pid, ex["prompt"].decode("utf-8")))
   return _checked(prompts, f"task {name!r}"), task.output_features["targets"].vocabulary
 
