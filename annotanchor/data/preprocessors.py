@@ -137,7 +137,7 @@ def standard_sft(dataset: tf.data.Dataset, output_features: Features,
 
 @gin.configurable
 def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
-                 key_only_rate: float = 0.003,
+                 key_only_rate: float = 0.003, mask_annotation: bool = True,
                  template: Optional[PromptTemplate] = None) -> tf.data.Dataset:
   """`prompt <ann> tags </ann> response EOS`, loss on response and EOS.
 
@@ -146,6 +146,8 @@ def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
     output_features: the task's features.
     key_only_rate: fraction of examples whose annotation keys and delimiters
       stay in the loss (values masked), to keep the tag syntax stable.
+    mask_annotation: False puts the whole annotation in the loss (weight 1), the
+      ablation that lets SFT pull p(annotation | prompt) to its own narrow modes.
     template: prompt template; default `PromptTemplate()` (gin).
 
   Returns:
@@ -161,6 +163,8 @@ def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
     ann, is_value = annotation_pieces(ex["annotation"][None], template.annotation_format)
     key_only = tf.random.stateless_uniform([], seed) < key_only_rate
     ann_weights = tf.where(key_only, 1.0 - tf.cast(is_value.flat_values, tf.float32), 0.0)
+    if not mask_annotation:
+      ann_weights = tf.ones_like(ann_weights)
     pieces = tf.concat([[_prompt_text(ex["prompt"], template)], ann.flat_values,
                         [_response_text(ex["response"], template)]], 0)
     weights = tf.concat([[0.0], ann_weights, [1.0]], 0)

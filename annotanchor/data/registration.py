@@ -62,8 +62,21 @@ def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
 
 def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
                             open_prompts: Optional[Sequence[str]] = None,
-                            shuffle_buffer_size: int = 10_000) -> list[str]:
-  """Registers the pretraining and annotation-only tasks of a document corpus."""
+                            shuffle_buffer_size: int = 10_000,
+                            sft_context_source: Optional[seqio.DataSource] = None) -> list[str]:
+  """Registers the pretraining and annotation-only tasks of a document corpus.
+
+  Args:
+    prefix: the task name prefix.
+    source: the annotated documents.
+    vocabulary: the tasks' vocabulary.
+    open_prompts: prompts of the SFT-context annotation-only form.
+    shuffle_buffer_size: the tasks' example shuffle buffer.
+    sft_context_source: the documents whose annotations follow `open_prompts` in the
+      SFT-context form (default `source`); e.g. only the stories when the prompts ask
+      for a story, so that no prompt is paired with the annotation of another kind of
+      document.
+  """
   sft_context = functools.partial(preprocessors.annotation_only, form="sft_context")
   if open_prompts:
     sft_context = functools.partial(sft_context, prompts=tuple(open_prompts))
@@ -71,8 +84,9 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
            "pretrain_plain": preprocessors.plain_pretraining,
            "annotation_only": functools.partial(preprocessors.annotation_only, form="pretraining"),
            "annotation_only_sft_context": sft_context}
-  return [_add(f"{prefix}_{kind}", source, vocabulary, fn, shuffle_buffer_size)
-          for kind, fn in kinds.items()]
+  sources = {"annotation_only_sft_context": sft_context_source or source}
+  return [_add(f"{prefix}_{kind}", sources.get(kind, source), vocabulary, fn,
+               shuffle_buffer_size) for kind, fn in kinds.items()]
 
 
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,

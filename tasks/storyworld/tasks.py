@@ -13,6 +13,8 @@ from annotanchor.data.vocabulary import LazySentencePieceVocabulary
 from tasks.storyworld import corpus, templates
 
 PREFIX = "storyworld"
+# A story's first paragraph annotation opens with this tag (generate._story).
+STORY_TAG = "kind:story"
 
 
 def vocabulary() -> seqio.SentencePieceVocabulary:
@@ -30,6 +32,12 @@ _VOCABULARY = LazySentencePieceVocabulary(_vocab_path)
 def _examples(kind: str, convert, split: str):
   path = os.path.join(corpus.corpus_dir(), f"{kind}_{split}.jsonl")
   return sources.read_examples([path], convert)
+
+
+def _stories(split: str):
+  """The pretraining stories (not places, characters, dialogues): what story prompts ask for."""
+  return (doc for doc in _examples("pretrain", sources.document_example, split)
+          if doc["annotations"][0].startswith(STORY_TAG))
 
 
 def _eval_dataset(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
@@ -61,7 +69,9 @@ def register() -> None:
   sft = registration.function_source(
       functools.partial(_examples, "sft", sources.sft_example), splits,
       registration.SFT_SIGNATURE)
-  registration.register_document_tasks(PREFIX, docs, _VOCABULARY, templates.OPEN_PROMPTS)
+  stories = registration.function_source(_stories, splits, registration.DOCUMENT_SIGNATURE)
+  registration.register_document_tasks(PREFIX, docs, _VOCABULARY, templates.OPEN_PROMPTS,
+                                       sft_context_source=stories)
   registration.register_sft_tasks(PREFIX, sft, _VOCABULARY)
   registration.register_anchored_mixture(PREFIX)
   name = f"{PREFIX}_eval_prompts"

@@ -101,6 +101,12 @@ def test_anchored_sft_key_only_unmasks_keys_and_delimiters():
                    ("big_y", 0.0, True), (" </ann>", 1.0, True), (" Done.", 1.0, False)))
 
 
+def test_anchored_sft_without_annotation_masking_puts_the_annotation_in_the_loss():
+  (ex,) = run(preprocessors.anchored_sft, [SFT], key_only_rate=0.0, mask_annotation=False)
+  check(ex, layout(("<user> Tell it.\n<assistant>", 0.0, False),
+                   ("<ann> g:x h:big_y </ann>", 1.0, True), (" Done.", 1.0, False)))
+
+
 def test_key_only_rate_within_sampling_error():
   n, rate = 800, 0.05
   examples = run(preprocessors.anchored_sft, [SFT] * n, key_only_rate=rate)

@@ -52,6 +52,17 @@ def test_anchored_sft_layout_on_real_vocabulary(storyworld_cache):
     assert response.startswith(" Title: ") and ex["targets"][-1] == 1 and weights[-1] == 1
 
 
+def test_sft_context_annotations_come_from_stories_only(storyworld_cache):
+  vocab = storyworld_tasks.vocabulary()
+  examples = _examples("storyworld_annotation_only_sft_context", 40, split="validation")
+  kinds = {vocab.decode(e["targets"][e[ANNOTATION_MASK] == 1].tolist()).split()[1]
+           for e in examples}
+  assert kinds == {"kind:story"}
+  # The pretraining form keeps every kind of document.
+  pretraining_form = _examples("storyworld_annotation_only", 200, split="validation")
+  assert any("kind:place" in vocab.decode(e["targets"].tolist()) for e in pretraining_form)
+
+
 def test_annotation_fraction_differs_between_arms(storyworld_cache):
   annotated = _examples("storyworld_pretrain", 50, split="validation")
   plain = _examples("storyworld_pretrain_plain", 50, split="validation")
