@@ -13,7 +13,7 @@ FAST_CPU := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
 # Two workers: the suite is bound by imports and XLA compiles, which overlap well.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: venv test test-all demo bench clean
+.PHONY: venv test test-all demo experiments bench clean
 
 venv: $(STAMP)
 
@@ -33,11 +33,28 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
-# Until the full anchored-training demo lands: annotated pretraining on storyworld.
-# A rerun resumes from (or finds complete) the checkpoint in runs/demo.
+# The main job: annotation-anchored training end to end on storyworld (README). A rerun
+# reuses finished steps.
 demo: $(STAMP)
-	$(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor train \
-	  --gin_file=gin/experiments/storyworld_pretrain.gin --gin.MODEL_DIR="'runs/demo'"
+	$(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo \
+	  --gin_file=gin/experiments/storyworld_demo.gin --gin.OUTPUT_DIR="'runs/demo'"
+
+# The gin ablations and sweeps of gin/experiments/ (README table). Experiments in one
+# OUTPUT_DIR share the demo's runs; sweep points that change the corpus or model get their own.
+EXPERIMENT := $(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
+experiments: $(STAMP)
+	for e in sft_only_annotations no_annotation_sampling annotation_only_rate \
+	    no_annotation_masking temperature_sweep; do \
+	  $(EXPERIMENT) --gin_file=gin/experiments/$$e.gin --gin.OUTPUT_DIR="'runs/experiments'" \
+	    || exit 1; done
+	for s in 1 2 4 8; do \
+	  $(EXPERIMENT) --gin_file=gin/experiments/sft_entropy_sweep.gin \
+	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s']" \
+	    --gin.OUTPUT_DIR="'runs/experiments/sft_support_$$s'" || exit 1; done
+	for m in tiny demo small; do \
+	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
+	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \
+	    --gin.OUTPUT_DIR="'runs/experiments/size_$$m'" || exit 1; done
 
 # The peers (PyTorch + transformers) are not part of the install: see benchmarks/README.md.
 bench: $(STAMP)

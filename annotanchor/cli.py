@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "train": "annotanchor.train",
     "evaluate": "annotanchor.evaluate",
     "infer": "annotanchor.infer",
+    "demo": "annotanchor.demo",
 }
 
 

@@ -1,0 +1,289 @@
+"""`annotanchor demo` / `python -m annotanchor.demo`: the method end to end, as a chain of runs.
+
+  annotanchor demo --gin_file=gin/experiments/storyworld_demo.gin --gin.OUTPUT_DIR="'runs/demo'"
+
+Steps (each an ordinary `annotanchor` command, printed before it runs, so any one can be
+rerun by hand):
+
+  1. build the corpus and vocabulary (`demo.build_command`, cached);
+  2. the training runs of `demo.runs` in order: pretraining, then fine-tuning from them;
+  3. `annotanchor infer` for every arm of `demo.arms` (N samples per held-out prompt);
+  4. `annotanchor evaluate` over all arms: report.json, report.md and plots in
+     OUTPUT_DIR/report (`demo.report_name`), and the table printed.
+
+A finished step leaves OUTPUT_DIR/<step>/demo_step.json holding its command; a rerun skips
+a step whose recorded command is unchanged and whose inputs did not rerun, so rerunning
+the demo reuses finished work, a changed setting reruns exactly the steps it touches and
+those that read their output, and experiments that share OUTPUT_DIR share their common
+runs. An interrupted step (no record yet) resumes from what it left.
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.demo")
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Mapping, Sequence
+
+import gin
+
+from annotanchor import gin_utils
+
+STEP_RECORD = "demo_step.json"
+
+
+class DemoError(ValueError):
+  """A bad demo configuration, or a step that failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+  """One training run of the demo.
+
+  Attributes:
+    name: its directory under OUTPUT_DIR (MODEL_DIR of the run).
+    task: MIXTURE_OR_TASK_NAME.
+    steps: TRAIN_STEPS.
+    init: the name of an earlier run to fine-tune (INITIAL_CHECKPOINT_PATH); None
+      pretrains from scratch.
+    bindings: extra gin bindings for this run ("NAME=VALUE"), e.g. an ablation's
+      "AnchoredMixtureRates.annotation_only_rate=0.0".
+  """
+  name: str
+  task: str
+  steps: int
+  init: str | None = None
+  bindings: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """One sampled arm.
+
+  Attributes:
+    name: the arm name recorded with its samples (the report's row).
+    run: the TrainRun whose final checkpoint it samples.
+    mode: infer MODE ('direct', 'anchored', 'given_annotation').
+    bindings: extra gin bindings for its infer run, e.g. "TEMPERATURE=0.8".
+  """
+  name: str
+  run: str
+  mode: str = "direct"
+  bindings: tuple[str, ...] = ()
+
+
+def _records(kind, specs: Sequence[Mapping[str, Any]], what: str) -> list:
+  fields = {f.name for f in dataclasses.fields(kind)}
+  out = []
+  for i, spec in enumerate(specs):
+    unknown = set(spec) - fields
+    if unknown:
+      raise DemoError(f"demo.{what}[{i}] has unknown keys {sorted(unknown)}; "
+                      f"known: {sorted(fields)}")
+    try:
+      out.append(kind(**{k: tuple(v) if k == "bindings" else v for k, v in spec.items()}))
+    except TypeError as e:
+      raise DemoError(f"demo.{what}[{i}]: {e}") from None
+  names = [r.name for r in out]
+  if len(set(names)) != len(names):
+    raise DemoError(f"demo.{what}: names must be unique, got {names}")
+  return out
+
+
+def _quote(arg: str) -> str:
+  """Shell quoting in the house style: `--gin.X="'value'"` (gin strings in double quotes)."""
+  flag, eq, value = arg.partition("=")
+  if shlex.quote(arg) == arg:
+    return arg
+  if eq and shlex.quote(flag) == flag and not any(c in value for c in '"$`\\!'):
+    return f'{flag}="{value}"'
+  return shlex.quote(arg)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """A command, the directory that marks it done, and the steps whose output it reads."""
+  title: str
+  directory: str
+  argv: tuple[str, ...]   # ("annotanchor", subcommand, ...) or ("python", "-m", ...).
+  needs: tuple[str, ...] = ()  # Directories of earlier steps.
+
+  @property
+  def shell(self) -> str:
+    """The command as one pastes it: gin strings in double quotes (`--gin.X="'v'"`)."""
+    return " ".join(_quote(a) for a in self.argv)
+
+  def recorded_argv(self) -> list[str] | None:
+    path = os.path.join(self.directory, STEP_RECORD)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f).get("argv")
+
+  def mark_done(self, seconds: float) -> None:
+    os.makedirs(self.directory, exist_ok=True)
+    tmp = os.path.join(self.directory, STEP_RECORD + ".tmp")
+    with open(tmp, "w") as f:
+      json.dump({"argv": list(self.argv), "command": self.shell, "seconds": round(seconds, 1)},
+                f, indent=1)
+    os.replace(tmp, os.path.join(self.directory, STEP_RECORD))
+
+
+def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequence[TrainRun],
+         arms: Sequence[Arm], *, eval_prompts_task: str, num_samples: int,
+         max_new_tokens: int, eval_gins: Sequence[str], bindings: Sequence[str],
+         finetune_bindings: Sequence[str] = (), build_command: Sequence[str] | None,
+         base_arm: str, sft_arm: str, anchored_arm: str,
+         report_name: str = "report") -> list[Step]:
+  """The demo's steps in order (see the module docstring)."""
+  by_name = {r.name: r for r in runs}
+  for run in runs:
+    if run.init is not None and run.init not in [r.name for r in runs[:runs.index(run)]]:
+      raise DemoError(f"run {run.name!r} fine-tunes {run.init!r}, which is not an earlier run")
+  for arm in arms:
+    if arm.run not in by_name:
+      raise DemoError(f"arm {arm.name!r} samples run {arm.run!r}, which is not in demo.runs")
+  missing = {base_arm, sft_arm, anchored_arm} - {a.name for a in arms}
+  if missing:
+    raise DemoError(f"demo.arms lacks {sorted(missing)} (the report compares base, sft "
+                    "and anchored arms)")
+  shared = [f"--gin_file={f}" for f in data_gins] + [f"--gin.{b}" for b in bindings]
+  steps = []
+  corpus = ()
+  if build_command:
+    corpus = (os.path.join(output_dir, "corpus"),)
+    steps.append(Step("build the corpus and vocabulary", corpus[0],
+                      ("python", *build_command, *shared)))
+  run_dirs = {r.name: os.path.join(output_dir, r.name) for r in runs}
+  for run in runs:
+    run_file = "gin/runs/sft.gin" if run.init else "gin/runs/pretrain.gin"
+    argv = ["annotanchor", "train", f"--gin_file={model_gin}", f"--gin_file={run_file}",
+            *shared, f"--gin.MODEL_DIR={run_dirs[run.name]!r}",
+            f"--gin.MIXTURE_OR_TASK_NAME={run.task!r}",
+            f"--gin.TRAIN_STEPS={run.steps}"]
+    if run.init:
+      argv.append(f"--gin.INITIAL_CHECKPOINT_PATH={run_dirs[run.init]!r}")
+      argv += [f"--gin.{b}" for b in finetune_bindings]
+    argv += [f"--gin.{b}" for b in run.bindings]
+    what = f"fine-tune {run.name} from {run.init}" if run.init else f"pretrain {run.name}"
+    needs = corpus + ((run_dirs[run.init],) if run.init else ())
+    steps.append(Step(f"{what} ({run.task}, {run.steps} steps)", run_dirs[run.name],
+                      tuple(argv), needs))
+  sample_files = {}
+  for arm in arms:
+    directory = os.path.join(output_dir, "samples", arm.name)
+    argv = ["annotanchor", "infer", f"--gin_file={model_gin}", "--gin_file=gin/runs/infer.gin",
+            *shared,
+            f"--gin.CHECKPOINT_PATH={run_dirs[arm.run]!r}",
+            f"--gin.OUTPUT_DIR={directory!r}",
+            f"--gin.MIXTURE_OR_TASK_NAME={eval_prompts_task!r}",
+            f"--gin.ARM={arm.name!r}", f"--gin.MODE={arm.mode!r}",
+            f"--gin.NUM_SAMPLES={num_samples}", f"--gin.MAX_NEW_TOKENS={max_new_tokens}",
+            *[f"--gin.{b}" for b in arm.bindings]]
+    steps.append(Step(f"sample {arm.name} ({arm.mode}, from {arm.run})", directory,
+                      tuple(argv), corpus + (run_dirs[arm.run],)))
+    sample_files[arm.name] = os.path.join(directory, "samples.jsonl")
+  report_dir = os.path.join(output_dir, report_name)
+  argv = ["annotanchor", "evaluate", "--gin_file=gin/runs/evaluate.gin",
+          *[f"--gin_file={f}" for f in eval_gins],
+          f"--gin.SAMPLE_FILES={sample_files!r}",
+          f"--gin.OUTPUT_DIR={report_dir!r}",
+          f"--gin.evaluate.base_arm={base_arm!r}",
+          f"--gin.evaluate.sft_arm={sft_arm!r}",
+          f"--gin.evaluate.anchored_arm={anchored_arm!r}"]
+  steps.append(Step("evaluate every arm", report_dir, tuple(argv),
+                    tuple(os.path.dirname(f) for f in sample_files.values())))
+  return steps
+
+
+def _run_step(step: Step, env: Mapping[str, str]) -> None:
+  # This interpreter runs each command, so the demo works from an unactivated venv.
+  if step.argv[0] == "annotanchor":
+    argv = [sys.executable, "-m", f"annotanchor.{step.argv[1]}", *step.argv[2:]]
+  else:
+    argv = [sys.executable, *step.argv[1:]]
+  rc = subprocess.call(argv, env=dict(env))
+  if rc != 0:
+    raise DemoError(f"step failed with exit status {rc}: {step.shell}")
+
+
+@gin.configurable
+def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
+         data_gins: Sequence[str] = (), runs: Sequence[Mapping[str, Any]] = gin.REQUIRED,
+         arms: Sequence[Mapping[str, Any]] = gin.REQUIRED,
+         eval_prompts_task: str = gin.REQUIRED, num_samples: int = 10,
+         max_new_tokens: int = 256, eval_gins: Sequence[str] = (),
+         bindings: Sequence[str] = (), finetune_bindings: Sequence[str] = (),
+         build_command: Sequence[str] | None = None,
+         base_arm: str = "base", sft_arm: str = "sft", anchored_arm: str = "anchored",
+         report_name: str = "report", dry_run: bool = False) -> str:
+  """Runs (or with dry_run only prints) the demo's steps; returns the report directory.
+
+  Args:
+    output_dir: every run, sample file and the report go under it.
+    model_gin: the model size file given to every train and infer step.
+    data_gins: gin files given to every step but evaluate (corpus, vocabulary, lengths).
+    runs: TrainRun fields as dicts, in order (a run may fine-tune an earlier one).
+    arms: Arm fields as dicts.
+    eval_prompts_task: the task whose prompts every arm samples.
+    num_samples: samples per prompt.
+    max_new_tokens: the response budget of each sample.
+    eval_gins: gin files for evaluate (the labeller and quality checker of the corpus).
+    bindings: extra gin bindings ("NAME=VALUE") for every step but evaluate.
+    finetune_bindings: extra gin bindings for every fine-tuning run (one with `init`),
+      e.g. its learning rate, so that all SFT arms train alike.
+    build_command: the corpus-building command (after `python`), or None.
+    base_arm, sft_arm, anchored_arm: the arms the comparisons are built on.
+    report_name: the report's directory under output_dir (experiments that share an
+      output_dir, and so its finished runs, each name their own).
+    dry_run: print the commands only.
+  """
+  steps = plan(output_dir, model_gin, data_gins, _records(TrainRun, runs, "runs"),
+               _records(Arm, arms, "arms"), eval_prompts_task=eval_prompts_task,
+               num_samples=num_samples, max_new_tokens=max_new_tokens, eval_gins=eval_gins,
+               bindings=bindings, finetune_bindings=finetune_bindings,
+               build_command=build_command, base_arm=base_arm,
+               sft_arm=sft_arm, anchored_arm=anchored_arm, report_name=report_name)
+  env = dict(os.environ)
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  start = time.perf_counter()
+  rerun = set()  # Directories of steps run this time: what reads them reruns too.
+  for i, step in enumerate(steps, 1):
+    print(f"\n[{i}/{len(steps)}] {step.title}\n  {step.shell}", flush=True)
+    if dry_run:
+      continue
+    recorded = step.recorded_argv()
+    stale = any(n in rerun for n in step.needs)
+    if not stale and recorded == list(step.argv):
+      print("  done earlier: skipped", flush=True)
+      continue
+    if (stale or recorded is not None) and os.path.exists(step.directory):
+      # Its command or an input changed: start clean. (No record and unchanged inputs
+      # mean an interrupted step, which resumes from what it left.)
+      print(f"  its command or inputs changed: removing {step.directory}", flush=True)
+      shutil.rmtree(step.directory)
+    rerun.add(step.directory)
+    step_start = time.perf_counter()
+    _run_step(step, env)
+    step.mark_done(time.perf_counter() - step_start)
+    print(f"  finished in {time.perf_counter() - step_start:.0f} s "
+          f"({time.perf_counter() - start:.0f} s so far)", flush=True)
+  report_dir = steps[-1].directory
+  if not dry_run:
+    with open(os.path.join(report_dir, "report.md")) as f:
+      print("\n" + f.read())
+    print(f"demo finished in {time.perf_counter() - start:.0f} s; report, plots and "
+          f"report.json in {report_dir}", flush=True)
+  return report_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  return gin_utils.run_main("demo", demo, argv, doc=__doc__, user_errors=(DemoError,))

@@ -1,0 +1,81 @@
+"""The demo pipeline at tiny sizes: every step for real, the report, reuse on rerun."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from annotanchor import demo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _demo(output_dir, cache_dir, *extra):
+  bindings = [f"cache_dir.path={str(cache_dir)!r}", "vocab_size.size=512", "VOCAB_SIZE=512",
+              "StoryworldConfig.num_pretrain_docs=120", "StoryworldConfig.num_sft_examples=60",
+              "StoryworldConfig.num_eval_prompts=4", "TASK_FEATURE_LENGTHS={'targets': 128}",
+              "BATCH_SIZE=8"]
+  argv = [sys.executable, "-m", "annotanchor.demo",
+          "--gin_file=gin/experiments/storyworld_demo.gin",
+          f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
+          "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.NUM_SAMPLES=3",
+          "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}", *extra]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+  return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+  out, cache = tmp_path_factory.mktemp("demo"), tmp_path_factory.mktemp("cache")
+  result = _demo(out, cache)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return out, cache, result
+
+
+def test_demo_runs_every_step_and_reports_from_its_samples(first_run):
+  out, _, result = first_run
+  report = json.loads((out / "report" / "report.json").read_text())
+  assert list(report["arms"]) == ["base", "sft", "anchored"]
+  assert report["num_prompts"] == 4 and report["num_samples"] == 3
+  for metric in ("semantic_entropy", "embedding_distance", "distinct_k"):
+    assert set(report["comparisons"][metric]) == {"sft", "anchored"}
+    assert "gap_closed" in report["comparisons"][metric]["anchored"]
+  # The report's figures come from the sample files this run wrote.
+  for arm in ("base", "sft", "anchored"):
+    lines = (out / "samples" / arm / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 4 * 3 and all(json.loads(l)["arm"] == arm for l in lines)
+  assert all((out / "report" / name).exists() for name in ("report.md", "report.json"))
+  assert "| anchored |" in result.stdout  # The table is printed.
+
+
+def test_printed_commands_are_the_ones_run(first_run):
+  out, _, result = first_run
+  record = json.loads((out / "sft_anchored" / demo.STEP_RECORD).read_text())
+  assert record["command"] in result.stdout
+  assert shlex.split(record["command"]) == record["argv"]
+  assert record["argv"][:2] == ["annotanchor", "train"]
+
+
+def test_rerun_skips_finished_steps_and_a_change_reruns_what_follows(first_run):
+  out, cache, _ = first_run
+  again = _demo(out, cache)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count("done earlier: skipped") == 9
+  changed = _demo(out, cache, "--gin.NUM_SAMPLES=2")
+  assert changed.returncode == 0, changed.stderr[-3000:]
+  assert changed.stdout.count("done earlier: skipped") == 5  # Corpus build and training.
+  report = json.loads((out / "report" / "report.json").read_text())
+  assert report["num_samples"] == 2
+
+
+def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):
+  runs = [{"name": "sft", "task": "t", "steps": 1, "init": "missing"}]
+  with pytest.raises(demo.DemoError, match="'missing', which is not an earlier run"):
+    demo.plan(str(tmp_path), "m.gin", [], demo._records(demo.TrainRun, runs, "runs"), [],
+              eval_prompts_task="p", num_samples=1, max_new_tokens=1, eval_gins=[],
+              bindings=[], build_command=None, base_arm="base", sft_arm="sft",
+              anchored_arm="anchored")
+  with pytest.raises(demo.DemoError, match=r"unknown keys \['stpes'\]"):
+    demo._records(demo.TrainRun, [{"name": "a", "task": "t", "stpes": 1}], "runs")
