@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.evaluation.atomic import write_atomic
 
 STEP_RECORD = "demo_step.json"
 
@@ -129,12 +130,8 @@ class Step:
       return json.load(f).get("argv")
 
   def mark_done(self, seconds: float) -> None:
-    os.makedirs(self.directory, exist_ok=True)
-    tmp = os.path.join(self.directory, STEP_RECORD + ".tmp")
-    with open(tmp, "w") as f:
-      json.dump({"argv": list(self.argv), "command": self.shell, "seconds": round(seconds, 1)},
-                f, indent=1)
-    os.replace(tmp, os.path.join(self.directory, STEP_RECORD))
+    record = {"argv": list(self.argv), "command": self.shell, "seconds": round(seconds, 1)}
+    write_atomic(os.path.join(self.directory, STEP_RECORD), json.dumps(record, indent=1))
 
 
 def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequence[TrainRun],
