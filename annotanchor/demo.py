@@ -11,11 +11,13 @@ rerun by hand):
   4. `annotanchor evaluate` over all arms: report.json, report.md and plots in
      OUTPUT_DIR/report (`demo.report_name`), and the table printed.
 
-A finished step leaves OUTPUT_DIR/<step>/demo_step.json holding its command; a rerun skips
-a step whose recorded command is unchanged and whose inputs did not rerun, so rerunning
-the demo reuses finished work, a changed setting reruns exactly the steps it touches and
-those that read their output, and experiments that share OUTPUT_DIR share their common
-runs. An interrupted step (no record yet) resumes from what it left.
+A step writes OUTPUT_DIR/<step>/demo_step.json when it starts (its command and the stamps
+of the steps it reads) and again with its own stamp when it finishes. A rerun skips a
+finished step whose command and inputs are unchanged, resumes an unfinished one whose
+command and inputs are unchanged (train and infer pick up where they stopped), and
+otherwise starts the step clean. So rerunning the demo reuses finished work, a changed
+setting reruns exactly the steps it touches and those that read their output (even across
+an interrupted invocation), and experiments that share OUTPUT_DIR share their common runs.
 """
 from __future__ import annotations
 
@@ -122,16 +124,36 @@ class Step:
     """The command as one pastes it: gin strings in double quotes (`--gin.X="'v'"`)."""
     return " ".join(_quote(a) for a in self.argv)
 
-  def recorded_argv(self) -> list[str] | None:
+  def record(self) -> dict | None:
+    """What the last demo invocation wrote for this step (None: never started by a demo)."""
     path = os.path.join(self.directory, STEP_RECORD)
     if not os.path.exists(path):
       return None
     with open(path) as f:
-      return json.load(f).get("argv")
+      return json.load(f)
 
-  def mark_done(self, seconds: float) -> None:
-    record = {"argv": list(self.argv), "command": self.shell, "seconds": round(seconds, 1)}
+  def write_record(self, inputs: Mapping[str, str], stamp: str | None = None,
+                   seconds: float | None = None) -> None:
+    """Records a started (stamp None) or finished step."""
+    record = {"argv": list(self.argv), "command": self.shell, "inputs": dict(inputs),
+              "stamp": stamp, "seconds": None if seconds is None else round(seconds, 1)}
     write_atomic(os.path.join(self.directory, STEP_RECORD), json.dumps(record, indent=1))
+
+
+def step_state(step: Step, inputs: Mapping[str, str]) -> str:
+  """The step's state: "done" (skip it), "resume" (rerun in place) or "clean" (remove its
+  directory first).
+
+  Args:
+    step: the step.
+    inputs: the finish stamps of the steps it needs, by directory.
+  """
+  record = step.record()
+  if record is None:  # Never started by a demo: train and infer check their own settings.
+    return "resume"
+  if record["argv"] != list(step.argv) or record.get("inputs") != dict(inputs):
+    return "clean"
+  return "done" if record.get("stamp") else "resume"
 
 
 def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequence[TrainRun],
@@ -202,12 +224,10 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
 
 
 def _run_step(step: Step, env: Mapping[str, str]) -> None:
-  # This interpreter runs each command, so the demo works from an unactivated venv.
-  if step.argv[0] == "annotanchor":
-    argv = [sys.executable, "-m", f"annotanchor.{step.argv[1]}", *step.argv[2:]]
-  else:
-    argv = [sys.executable, *step.argv[1:]]
-  rc = subprocess.call(argv, env=dict(env))
+  # This interpreter runs each command, so the demo works from an unactivated venv;
+  # `annotanchor X` is `python -m annotanchor.cli X`, the console script's own entry.
+  program = ["-m", "annotanchor.cli"] if step.argv[0] == "annotanchor" else []
+  rc = subprocess.call([sys.executable, *program, *step.argv[1:]], env=dict(env))
   if rc != 0:
     raise DemoError(f"step failed with exit status {rc}: {step.shell}")
 
@@ -252,25 +272,25 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
   env = dict(os.environ)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   start = time.perf_counter()
-  rerun = set()  # Directories of steps run this time: what reads them reruns too.
+  stamps: dict[str, str] = {}  # Finish stamps of the steps done so far, by directory.
   for i, step in enumerate(steps, 1):
     print(f"\n[{i}/{len(steps)}] {step.title}\n  {step.shell}", flush=True)
     if dry_run:
       continue
-    recorded = step.recorded_argv()
-    stale = any(n in rerun for n in step.needs)
-    if not stale and recorded == list(step.argv):
+    inputs = {n: stamps[n] for n in step.needs}
+    state = step_state(step, inputs)
+    if state == "done":
+      stamps[step.directory] = step.record()["stamp"]
       print("  done earlier: skipped", flush=True)
       continue
-    if (stale or recorded is not None) and os.path.exists(step.directory):
-      # Its command or an input changed: start clean. (No record and unchanged inputs
-      # mean an interrupted step, which resumes from what it left.)
+    if state == "clean" and os.path.exists(step.directory):
       print(f"  its command or inputs changed: removing {step.directory}", flush=True)
       shutil.rmtree(step.directory)
-    rerun.add(step.directory)
+    step.write_record(inputs)
     step_start = time.perf_counter()
     _run_step(step, env)
-    step.mark_done(time.perf_counter() - step_start)
+    stamps[step.directory] = f"{time.time_ns():x}"
+    step.write_record(inputs, stamps[step.directory], time.perf_counter() - step_start)
     print(f"  finished in {time.perf_counter() - step_start:.0f} s "
           f"({time.perf_counter() - start:.0f} s so far)", flush=True)
   report_dir = steps[-1].directory

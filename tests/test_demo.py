@@ -1,4 +1,5 @@
 """The demo pipeline at tiny sizes: every step for real, the report, reuse on rerun."""
+import dataclasses
 import json
 import os
 import shlex
@@ -68,6 +69,21 @@ def test_rerun_skips_finished_steps_and_a_change_reruns_what_follows(first_run):
   assert changed.stdout.count("done earlier: skipped") == 5  # Corpus build and training.
   report = json.loads((out / "report" / "report.json").read_text())
   assert report["num_samples"] == 2
+
+
+def test_step_state_follows_command_and_input_stamps(tmp_path):
+  step = demo.Step("infer", str(tmp_path / "samples"), ("annotanchor", "infer", "--gin.A=1"),
+                   needs=(str(tmp_path / "train"),))
+  inputs = {str(tmp_path / "train"): "a1"}
+  assert demo.step_state(step, inputs) == "resume"  # Never started by a demo.
+  step.write_record(inputs)
+  assert demo.step_state(step, inputs) == "resume"  # Started, interrupted.
+  step.write_record(inputs, stamp="b2", seconds=1.0)
+  assert demo.step_state(step, inputs) == "done"
+  # Its input was retrained by an invocation that died before reaching this step.
+  assert demo.step_state(step, {str(tmp_path / "train"): "a3"}) == "clean"
+  changed = dataclasses.replace(step, argv=("annotanchor", "infer", "--gin.A=2"))
+  assert demo.step_state(changed, inputs) == "clean"
 
 
 def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):

@@ -84,8 +84,8 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
            "pretrain_plain": preprocessors.plain_pretraining,
            "annotation_only": functools.partial(preprocessors.annotation_only, form="pretraining"),
            "annotation_only_sft_context": sft_context}
-  sources = {"annotation_only_sft_context": sft_context_source or source}
-  return [_add(f"{prefix}_{kind}", sources.get(kind, source), vocabulary, fn,
+  task_sources = {"annotation_only_sft_context": sft_context_source or source}
+  return [_add(f"{prefix}_{kind}", task_sources.get(kind, source), vocabulary, fn,
                shuffle_buffer_size) for kind, fn in kinds.items()]
 
 

@@ -25,7 +25,7 @@ def build() -> dict:
   directory = corpus.corpus_dir(config)
   counts = {}
   for name in sorted(os.listdir(directory)):
-    if name.endswith(".jsonl") and name != "config.json":
+    if name.endswith(".jsonl"):
       with open(os.path.join(directory, name)) as f:
         counts[name] = sum(1 for _ in f)
   return {"directory": directory, "records": counts,
