@@ -236,6 +236,8 @@ def _run_step(step: Step, env: Mapping[str, str]) -> None:
 def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
          data_gins: Sequence[str] = (), runs: Sequence[Mapping[str, Any]] = gin.REQUIRED,
          arms: Sequence[Mapping[str, Any]] = gin.REQUIRED,
+         extra_runs: Sequence[Mapping[str, Any]] = (),
+         extra_arms: Sequence[Mapping[str, Any]] = (),
          eval_prompts_task: str = gin.REQUIRED, num_samples: int = 10,
          max_new_tokens: int = 256, eval_gins: Sequence[str] = (),
          bindings: Sequence[str] = (), finetune_bindings: Sequence[str] = (),
@@ -250,6 +252,8 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     data_gins: gin files given to every step but evaluate (corpus, vocabulary, lengths).
     runs: TrainRun fields as dicts, in order (a run may fine-tune an earlier one).
     arms: Arm fields as dicts.
+    extra_runs, extra_arms: more of each, after `runs` and `arms`: what an experiment
+      adds to the demo's runs and arms (which it then shares, samples included).
     eval_prompts_task: the task whose prompts every arm samples.
     num_samples: samples per prompt.
     max_new_tokens: the response budget of each sample.
@@ -263,8 +267,9 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
       output_dir, and so its finished runs, each name their own).
     dry_run: print the commands only.
   """
-  steps = plan(output_dir, model_gin, data_gins, _records(TrainRun, runs, "runs"),
-               _records(Arm, arms, "arms"), eval_prompts_task=eval_prompts_task,
+  steps = plan(output_dir, model_gin, data_gins,
+               _records(TrainRun, [*runs, *extra_runs], "runs"),
+               _records(Arm, [*arms, *extra_arms], "arms"), eval_prompts_task=eval_prompts_task,
                num_samples=num_samples, max_new_tokens=max_new_tokens, eval_gins=eval_gins,
                bindings=bindings, finetune_bindings=finetune_bindings,
                build_command=build_command, base_arm=base_arm,

@@ -13,7 +13,7 @@ if __name__ == "__main__":
   run_module_main("annotanchor.evaluate")
 
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence, Union
 
 import gin
 import numpy as np
@@ -55,9 +55,16 @@ def _resolve_embedder(embedder) -> Optional[Embedder]:
   raise ValueError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
 
 
+def _resolve_constraints(prompt_constraints) -> Optional[Callable[[str], Collection[str]]]:
+  if prompt_constraints is None or callable(prompt_constraints):
+    return prompt_constraints
+  return import_callable(prompt_constraints)
+
+
 def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder],
                         distinct_ns: Sequence[int], distinct_k_k: Optional[int],
-                        distinct_k_threshold: Optional[float], unknown: str):
+                        distinct_k_threshold: Optional[float], unknown: str,
+                        prompt_constraints=None):
   """Returns ({metric: {arm: (P,)}}, {attr: {arm: (P,)}}, {attr: {arm: rate}}, attrs)."""
   texts = {a: [[s.response for s in row] for row in rows] for a, rows in arms.by_arm.items()}
   metrics: Dict[str, Dict[str, np.ndarray]] = {}
@@ -69,14 +76,19 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
               for a, rows in arms.by_arm.items()}
     # One attribute set for every arm, so arms are measured on the same attributes.
     attrs = sorted({k for rows in labels.values() for k in diversity.attribute_names(rows)})
+    fixed = None
+    if prompt_constraints is not None:
+      fixed = [set(prompt_constraints(arms.prompts[pid])) for pid in arms.prompt_ids]
+      # An attribute every prompt fixes has nothing left to measure.
+      attrs = [a for a in attrs if any(a not in f for f in fixed)]
     if attrs:
       metrics["semantic_entropy"] = {}
       for arm, rows in labels.items():
-        ent, rate = diversity.semantic_entropy(rows, attrs, unknown)
+        ent, rate = diversity.semantic_entropy(rows, attrs, unknown, fixed)
         metrics["semantic_entropy"][arm] = compare.nanmean(ent, axis=0)
         for i, attr in enumerate(attrs):
           by_attr.setdefault(attr, {})[arm] = ent[i]
-          unknown_rate.setdefault(attr, {})[arm] = float(rate[i].mean())
+          unknown_rate.setdefault(attr, {})[arm] = float(compare.nanmean(rate[i]))
   embeddings = {}
   if embedder is not None:
     n = arms.num_samples
@@ -104,6 +116,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
              output_dir: str = gin.REQUIRED,
              labeller=None,
              quality_fn=None,
+             prompt_constraints=None,
              base_arm: str = "base",
              sft_arm: str = "sft",
              anchored_arm: str = "anchored",
@@ -130,6 +143,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       (no semantic entropy).
     quality_fn: a quality function (see `evaluation.quality`), an import path, e.g. the
       storyworld checker, or a JudgeQuality; None: quality is not measured.
+    prompt_constraints: a function prompt -> the attributes the prompt fixes (a mapping
+      or collection of names; "Tell a story set in the desert" fixes location), or its
+      import path, e.g. the storyworld one; those attributes are left out of that
+      prompt's semantic entropy in every arm (prompt adherence is not collapse; quality
+      measures it). None: every attribute of every prompt counts.
     base_arm, sft_arm, anchored_arm: the arms the comparisons are built on; all must be
       present. Other arms (ablations) are reported and compared like the anchored one.
     labeller_inputs, quality_inputs: the sample fields an imported function takes.
@@ -159,13 +177,15 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   with gin.unlock_config():
     labeller = _resolve_labeller(labeller, labeller_inputs)
     qfn = _resolve_quality(quality_fn, quality_inputs)
+    constraints = _resolve_constraints(prompt_constraints)
   embed = _resolve_embedder(embedder)
   # Report order: the three named arms first, then the ablations as given.
   order = [base_arm, sft_arm, anchored_arm] + [
       a for a in arms.arms if a not in (base_arm, sft_arm, anchored_arm)]
 
   metrics, by_attr, unknown_rate, attrs = _per_prompt_metrics(
-      arms, labeller, embed, distinct_ns, distinct_k_k, distinct_k_threshold, unknown)
+      arms, labeller, embed, distinct_ns, distinct_k_k, distinct_k_threshold, unknown,
+      constraints)
   boot = compare.Bootstrap(len(arms.prompt_ids), num_resamples, seed, confidence)
 
   out_arms = {a: {"diversity": {}, "quality": {}, "entropy_by_attribute": {},
@@ -202,6 +222,10 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "settings": {
           "labeller": None if labeller is None else type(labeller).__name__,
           "unknown": unknown, "embedder": None if embed is None else type(embed).__name__,
+          # Attributes the prompt fixes are left out of its semantic entropy (if set).
+          "prompt_constraints": (
+              prompt_constraints if constraints is None or isinstance(prompt_constraints, str)
+              else f"{constraints.__module__}:{constraints.__qualname__}"),
           "distinct_ns": list(distinct_ns), "distinct_k_k": distinct_k_k or arms.num_samples,
           "distinct_k_equivalence": ("normalised text equality" if distinct_k_threshold is None
                                      else f"embedding cosine >= {distinct_k_threshold}"),

@@ -138,7 +138,8 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
           mode: str = "direct", num_samples: int = 10, max_new_tokens: int = 256,
           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
           annotation_temperature: float = 1.0, max_annotation_tokens: int = 64,
-          given_annotation: str = "", seed: int = 0, batch_size: int = 8,
+          given_annotation: str = "", prompt_format: str = "chat", seed: int = 0,
+          batch_size: int = 8,
           mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None,
           output_name: str = "samples.jsonl", progress_bar: bool | None = None) -> str:
   """Samples a checkpoint on the prompts of a task or file; returns the sample file's path.
@@ -154,7 +155,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
     vocabulary: encodes and decodes; default the task's `targets` vocabulary (required
       with prompts_file).
     mode, num_samples, max_new_tokens, temperature, top_k, top_p, annotation_temperature,
-      max_annotation_tokens, given_annotation, seed: see DecodeSettings.
+      max_annotation_tokens, given_annotation, prompt_format, seed: see DecodeSettings.
     batch_size: prompts per sampler call (rounded up to the mesh's batch multiple).
     mesh: degrees per mesh axis; default every device on `data`.
     template: the prompt template (the SFT one).
@@ -168,7 +169,8 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
       mode=mode, num_samples=num_samples, max_new_tokens=max_new_tokens,
       temperature=temperature, top_k=top_k, top_p=top_p,
       annotation_temperature=annotation_temperature,
-      max_annotation_tokens=max_annotation_tokens, given_annotation=given_annotation, seed=seed)
+      max_annotation_tokens=max_annotation_tokens, given_annotation=given_annotation,
+      prompt_format=prompt_format, seed=seed)
   if (mixture_or_task_name is None) == (prompts_file is None):
     raise InferError("set exactly one of MIXTURE_OR_TASK_NAME and PROMPTS_FILE")
   if prompts_file is not None:

@@ -6,6 +6,7 @@ import shlex
 import subprocess
 import sys
 
+import gin
 import pytest
 
 from annotanchor import demo
@@ -95,3 +96,29 @@ def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):
               anchored_arm="anchored")
   with pytest.raises(demo.DemoError, match=r"unknown keys \['stpes'\]"):
     demo._records(demo.TrainRun, [{"name": "a", "task": "t", "stpes": 1}], "runs")
+
+
+def _dry_run_commands(capsys, gin_file: str) -> set[str]:
+  gin.clear_config()
+  try:
+    assert demo.main([f"--gin_file={gin_file}", "--gin.OUTPUT_DIR='runs/x'",
+                      "--gin.demo.demo.dry_run=True"]) == 0
+  finally:
+    gin.clear_config()
+  lines = capsys.readouterr().out.splitlines()
+  return {line.strip() for line in lines if line.startswith("  annotanchor ")}
+
+
+@pytest.mark.parametrize("experiment", ["sft_only_annotations", "no_annotation_sampling",
+                                        "annotation_only_rate", "no_annotation_masking",
+                                        "temperature_sweep"])
+def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
+  shared = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
+  # Every train and infer command of the demo, verbatim (so an experiment in the demo's
+  # OUTPUT_DIR reuses its runs and samples); only the report is the experiment's own.
+  shared = {c for c in shared if " evaluate " not in c}
+  assert any("--gin.PROMPT_FORMAT=\"'none'\"" in c for c in shared)  # The base arm.
+  commands = _dry_run_commands(capsys, f"gin/experiments/{experiment}.gin")
+  assert shared <= commands
+  added = commands - shared
+  assert len(added) >= 2 and any(" evaluate " in c for c in added)

@@ -15,6 +15,10 @@ Token layout of an anchored sample (the SFT layout of annotanchor.data.preproces
   phase 2 prompt  phase-1 prompt + its draws
           draws   " Title: ...", EOS
 
+With prompt_format "raw" the template is left out (phase 1 prompt [BOS] +
+encode("Tell a story.") + encode("<ann>")); with "none" the prompt too ([BOS] +
+encode("<ann>")), so a base model is asked for what it learned in pretraining.
+
 The open delimiter is given rather than drawn, so every anchored sample has an annotation;
 one that has not closed after `max_annotation_tokens` is closed by appending `" </ann>"`,
 and one that ends with EOS gets an empty response. Samples are deterministic per
@@ -38,6 +42,8 @@ from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig, left_pad
 
 MODES = ("direct", "anchored", "given_annotation")
+# How the prompt is put to the model (see DecodeSettings.prompt_format).
+PROMPT_FORMATS = ("chat", "raw", "none")
 # Prompt lengths are padded up to a multiple of this, so that few shapes are compiled.
 LENGTH_BUCKET = 32
 
@@ -55,6 +61,12 @@ class DecodeSettings:
     max_annotation_tokens: the most annotation tokens in the anchored mode.
     given_annotation: the annotation of the given_annotation mode, `<ann> k:v </ann>`;
       "" gives the empty annotation `<ann> </ann>`.
+    prompt_format: what follows BOS before the mode's continuation:
+      "chat": the SFT template, `<user> {prompt}\n<assistant>` (fine-tuned models);
+      "raw": the prompt text alone, which a base model continues as a document;
+      "none": nothing: the prompt is ignored and the model draws from its
+        unconditional (pretraining) distribution, the semantic prior R of DESIGN.md 1
+        that a base model trained on documents without instructions can be asked for.
     seed: the base of every sample's RNG.
   """
 
@@ -67,11 +79,15 @@ class DecodeSettings:
   annotation_temperature: float = 1.0
   max_annotation_tokens: int = 64
   given_annotation: str = ""
+  prompt_format: str = "chat"
   seed: int = 0
 
   def __post_init__(self):
     if self.mode not in MODES:
       raise ValueError(f"mode={self.mode!r}; expected one of {MODES}")
+    if self.prompt_format not in PROMPT_FORMATS:
+      raise ValueError(f"prompt_format={self.prompt_format!r}; expected one of "
+                       f"{PROMPT_FORMATS}")
     if self.num_samples < 1:
       raise ValueError(f"num_samples={self.num_samples} must be at least 1")
 
@@ -84,6 +100,9 @@ class DecodeSettings:
                  max_annotation_tokens=self.max_annotation_tokens)
     if self.mode == "given_annotation":
       out["given_annotation"] = self.given_annotation
+    # Recorded where it departs from the default, so markers of chat runs stay as they were.
+    if self.prompt_format != "chat":
+      out["prompt_format"] = self.prompt_format
     return out
 
 
@@ -147,6 +166,12 @@ class Generator:
     return [[out.tokens[b, j, :out.lengths[b, j]].tolist() for j in range(sampling.num_decodes)]
             for b in range(count)]
 
+  def _prompt_tokens(self, prompt: str) -> list[int]:
+    fmt = self.settings.prompt_format
+    if fmt == "chat":
+      return self._encode(self.template.build(prompt))
+    return self._encode(prompt.strip()) if fmt == "raw" else []
+
   def _decode(self, ids: list[int]) -> str:
     eos = self.vocab.eos_id
     return self.vocab.decode([t for t in ids if t != eos])
@@ -166,7 +191,7 @@ class Generator:
     n = s.num_samples
     keys = jax.numpy.stack([prompt_key(s.seed, pid) for pid in prompt_ids])
     # BOS first, as every training sequence began (see feature_converter.BOS_ID).
-    base = [[BOS_ID] + self._encode(self.template.build(p)) for p in prompts]
+    base = [[BOS_ID] + self._prompt_tokens(p) for p in prompts]
     if s.mode == "direct":
       continued = [[[]] * n for _ in base]
       drawn = self._draw(base, keys, self._sampling(s.max_new_tokens, s.temperature, n))

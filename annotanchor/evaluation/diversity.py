@@ -8,7 +8,7 @@ resamples.
 import collections
 import re
 import unicodedata
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,8 +31,19 @@ def entropy_bits(labels: Sequence[str]) -> float:
 
 
 def semantic_entropy(labels: Sequence[Sequence[Mapping[str, str]]], attributes: Sequence[str],
-                     unknown: str = "label") -> Tuple[np.ndarray, np.ndarray]:
+                     unknown: str = "label",
+                     fixed: Optional[Sequence[Collection[str]]] = None
+                     ) -> Tuple[np.ndarray, np.ndarray]:
   """Per-attribute entropy of the labels of each prompt's samples.
+
+  Attributes a prompt fixes ("a story set in the desert" fixes location) are left out
+  for that prompt (NaN): following the prompt is not collapse. With two prompts of
+  two samples, attributes ("hero", "place") and fixed [{"place"}, set()]:
+
+    labels  [[{hero: a, place: x}, {hero: b, place: x}],
+             [{hero: a, place: x}, {hero: a, place: y}]]
+    entropy [[1.0, 0.0],     hero
+             [nan, 1.0]]     place: the first prompt asked for one
 
   How `unknown` counts (an attribute the labeller could not read, or left out):
     "label" (default): UNKNOWN is one more value. Samples that all fail to parse
@@ -45,9 +56,11 @@ def semantic_entropy(labels: Sequence[Sequence[Mapping[str, str]]], attributes: 
     labels: per prompt, the N label mappings of its samples.
     attributes: the attributes to measure.
     unknown: "label" or "drop".
+    fixed: per prompt, the attributes it fixes (None: none).
 
   Returns:
-    (entropy, unknown_rate), both of shape (num_attributes, num_prompts).
+    (entropy, unknown_rate), both of shape (num_attributes, num_prompts); NaN where a
+    prompt fixes the attribute.
   """
   if unknown not in UNKNOWN_POLICIES:
     raise ValueError(f"unknown={unknown!r}; expected one of {UNKNOWN_POLICIES}")
@@ -55,6 +68,9 @@ def semantic_entropy(labels: Sequence[Sequence[Mapping[str, str]]], attributes: 
   rate = np.zeros((len(attributes), len(labels)))
   for j, row in enumerate(labels):
     for i, attr in enumerate(attributes):
+      if fixed is not None and attr in fixed[j]:
+        rate[i, j] = np.nan
+        continue
       values = [m.get(attr, UNKNOWN) for m in row]
       n_unknown = sum(v == UNKNOWN for v in values)
       rate[i, j] = n_unknown / len(values) if values else float("nan")

@@ -56,7 +56,11 @@ def render_markdown(report: dict) -> str:
       f"{report['num_prompts']} prompts x {report['num_samples']} samples per arm. "
       f"Intervals: {conf}% paired percentile bootstrap over prompts "
       f"({report['settings']['num_resamples']} resamples, seed {report['settings']['seed']}).",
-      "", "## Per arm", ""]
+      ""]
+  if report["settings"].get("prompt_constraints"):
+    lines += ["Semantic entropy leaves out, per prompt, the attributes the prompt fixes "
+              f"(`{report['settings']['prompt_constraints']}`).", ""]
+  lines += ["## Per arm", ""]
   lines += _table(["arm"] + [metric_title(m) for m in metrics] + quals,
                   [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
                    + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]

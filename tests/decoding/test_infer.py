@@ -101,6 +101,22 @@ def test_resume_keeps_finished_prompts_and_matches_an_uninterrupted_run(
   assert resumed[3:] == whole[3:]
 
 
+def test_unconditional_samples_ignore_the_prompt_but_not_its_id(checkpoint, prompts_file,
+                                                                tmp_path):
+  samples = read_samples(run(checkpoint, prompts_file, tmp_path / "none", prompt_format="none",
+                             num_samples=2))
+  assert {s.decoding["prompt_format"] for s in samples} == {"none"}
+  # The model sees [BOS] only: other prompt texts under the same ids draw the same samples,
+  # and each prompt id seeds its own draws.
+  other = tmp_path / "other.jsonl"
+  other.write_text("".join(json.dumps({**p, "prompt": f"Something else {i}."}) + "\n"
+                           for i, p in enumerate(PROMPTS)))
+  again = read_samples(run(checkpoint, str(other), tmp_path / "again", prompt_format="none",
+                           num_samples=2, batch_size=1))
+  assert [s.response for s in again] == [s.response for s in samples]
+  assert len({s.response for s in samples}) == len(samples)
+
+
 @pytest.mark.slow
 def test_anchored_and_given_annotation_modes(checkpoint, prompts_file, tmp_path):
   anchored = read_samples(run(checkpoint, prompts_file, tmp_path / "anchored", mode="anchored",

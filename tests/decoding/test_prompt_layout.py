@@ -3,6 +3,7 @@ import types
 
 import jax
 import numpy as np
+import pytest
 import seqio
 import tensorflow as tf
 
@@ -13,12 +14,15 @@ from annotanchor.decoding.sampler import SampleOutput
 
 
 class RecordingSampler:
-  """Stands in for DecoderSampler: records the prompt rows, draws EOS."""
+  """Stands in for DecoderSampler: records the prompt rows of each call, draws EOS."""
   batch_degree = 1
   config = types.SimpleNamespace(max_len=512)
 
+  def __init__(self):
+    self.calls = []
+
   def __call__(self, params, tokens, lengths, keys, sampling):
-    self.rows = [row[len(row) - n:].tolist() for row, n in zip(tokens, lengths)]
+    self.calls.append([row[len(row) - n:].tolist() for row, n in zip(tokens, lengths)])
     shape = (tokens.shape[0], sampling.num_decodes)
     return SampleOutput(tokens=np.ones(shape + (sampling.max_new_tokens,), np.int32),
                         lengths=np.ones(shape, np.int32), stopped=np.ones(shape, bool))
@@ -37,5 +41,32 @@ def test_the_sampled_prompt_is_the_training_input_prefix():
       ["p"], ["Tell a story."])
   # The first response token is drawn from the logits at the prompt's last input
   # position; training computed that position from these same inputs.
-  assert sampler.rows == [row["decoder_input_tokens"][:len(prompt_ids) + 1].tolist()]
-  assert sampler.rows[0][0] == BOS_ID
+  assert sampler.calls == [[row["decoder_input_tokens"][:len(prompt_ids) + 1].tolist()]]
+  assert sampler.calls[0][0][0] == BOS_ID
+
+
+def _first_rows(settings: DecodeSettings, vocab, template) -> list[list[int]]:
+  sampler = RecordingSampler()
+  Generator(sampler, None, vocab, settings, template).generate(["p"], ["Tell a story."])
+  return sampler.calls[0]
+
+
+def test_prompt_formats_lay_out_the_prompt_after_bos():
+  vocab, template = seqio.ByteVocabulary(), PromptTemplate()
+  chat = vocab.encode("<user> Tell a story.\n<assistant>")
+  raw = vocab.encode("Tell a story.")
+  assert _first_rows(DecodeSettings(num_samples=1), vocab, template) == [[BOS_ID] + chat]
+  assert _first_rows(DecodeSettings(num_samples=1, prompt_format="raw"), vocab,
+                     template) == [[BOS_ID] + raw]
+  assert _first_rows(DecodeSettings(num_samples=1, prompt_format="none"), vocab,
+                     template) == [[BOS_ID]]
+  # The anchored mode's first phase opens the annotation after whatever the format gave.
+  anchored = DecodeSettings(num_samples=1, mode="anchored", prompt_format="none")
+  assert _first_rows(anchored, vocab, template) == [[BOS_ID] + vocab.encode("<ann>")]
+
+
+def test_prompt_format_is_recorded_where_it_departs_from_chat():
+  assert "prompt_format" not in DecodeSettings().record()
+  assert DecodeSettings(prompt_format="none").record()["prompt_format"] == "none"
+  with pytest.raises(ValueError, match="prompt_format='document'"):
+    DecodeSettings(prompt_format="document")

@@ -93,3 +93,12 @@ def test_cosine_distance_known_values():
 
 def test_normalize_text():
   assert diversity.normalize_text("  Ｔhe  End. ") == "the end"
+
+
+def test_semantic_entropy_leaves_out_what_the_prompt_fixes():
+  # The docstring's example.
+  labels = [[{"hero": "a", "place": "x"}, {"hero": "b", "place": "x"}],
+            [{"hero": "a", "place": "x"}, {"hero": "a", "place": "y"}]]
+  ent, rate = diversity.semantic_entropy(labels, ["hero", "place"], fixed=[{"place"}, set()])
+  np.testing.assert_array_equal(ent, [[1.0, 0.0], [np.nan, 1.0]])
+  np.testing.assert_array_equal(rate, [[0.0, 0.0], [np.nan, 0.0]])

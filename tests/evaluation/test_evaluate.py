@@ -89,6 +89,39 @@ def test_known_answers(tmp_path, write_arm):
   assert not [n for n in os.listdir(out_dir) if n.endswith(".tmp")]
 
 
+def genre_fixed_in_p0_p1(prompt):
+  """Prompts "Tell story p0." and "Tell story p1." ask for a genre."""
+  return {"genre": "myth"} if prompt in ("Tell story p0.", "Tell story p1.") else {}
+
+
+def test_attributes_a_prompt_fixes_are_left_out(tmp_path, write_arm):
+  rep = evaluate_mod.evaluate(_files(write_arm), str(tmp_path / "e"), labeller="annotation_tags",
+                              prompt_constraints=genre_fixed_in_p0_p1, embedder=None,
+                              num_resamples=50, write_plots=False)
+  ent = {a: rep["arms"][a]["diversity"]["semantic_entropy"]["value"] for a in rep["arms"]}
+  # p0, p1: hero only (base 3, anchored 3); p2, p3: genre and hero (base 2.5, anchored 2).
+  assert ent == pytest.approx({"base": 2.75, "sft": 0.0, "anchored": 2.5})
+  assert rep["arms"]["base"]["entropy_by_attribute"]["genre"]["value"] == pytest.approx(2.0)
+  assert rep["arms"]["anchored"]["entropy_by_attribute"]["genre"]["value"] == pytest.approx(1.0)
+  assert rep["arms"]["base"]["unknown_rate"]["genre"] == 0.0
+  assert rep["settings"]["prompt_constraints"].endswith("test_evaluate:genre_fixed_in_p0_p1")
+  assert "attributes the prompt fixes" in open(tmp_path / "e" / "report.md").read()
+  # By import path, as gin binds it.
+  by_path = evaluate_mod.evaluate(
+      _files(write_arm), str(tmp_path / "p"), labeller="annotation_tags",
+      prompt_constraints="tests.evaluation.test_evaluate:genre_fixed_in_p0_p1", embedder=None,
+      num_resamples=50, write_plots=False)
+  assert by_path["arms"] == rep["arms"]
+  assert by_path["settings"]["prompt_constraints"] == (
+      "tests.evaluation.test_evaluate:genre_fixed_in_p0_p1")
+  # An attribute every prompt fixes is not measured at all.
+  hero_fixed = evaluate_mod.evaluate(
+      _files(write_arm), str(tmp_path / "h"), labeller="annotation_tags",
+      prompt_constraints=lambda prompt: ["hero"], embedder=None, num_resamples=50)
+  assert list(hero_fixed["arms"]["base"]["entropy_by_attribute"]) == ["genre"]
+  assert hero_fixed["arms"]["base"]["diversity"]["semantic_entropy"]["value"] == 2.0
+
+
 def test_ablation_arm_and_list_of_files(tmp_path, write_arm):
   files = list(_files(write_arm).values())
   files.append(write_arm("no_ann", *_arm(["myth"] * 4 + ["noir"] * 4, HEROES)))
