@@ -111,7 +111,15 @@ class ShardLayout:
 
   def write(self, shard: int, records: Sequence[Mapping[str, Any]],
             failures: Sequence[Mapping[str, Any]], stats: ShardStats) -> None:
-    """Writes shard `shard`'s documents, its failures, then its marker, each atomically."""
+    """Writes shard `shard`'s documents, its failures, then its marker, each atomically.
+
+    Temporary files that a killed run left for this shard are removed first (a shard has
+    one owner process, so none of them is still being written).
+    """
+    for path in (self.path(shard), self.failures(shard), self.marker(shard)):
+      folder, name = os.path.split(path)
+      for stale in tf.io.gfile.glob(os.path.join(folder, f".{name}.*.tmp")):
+        tf.io.gfile.remove(stale)
     if self.output_format == "jsonl":
       _write_text(self.path(shard),
                   "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
