@@ -26,6 +26,7 @@ import seqio
 
 from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.decoding.model_sampler import restore_sampler
 from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
@@ -37,9 +38,10 @@ from annotanchor.training import checkpoints, partitioning
 
 @gin.configurable
 def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
-          vocabulary: seqio.Vocabulary = gin.REQUIRED, model_name: str = "annotanchor",
+          vocabulary_path: str | None = None, vocabulary: seqio.Vocabulary | None = None,
+          model_name: str = "annotanchor",
           host: str = "127.0.0.1", port: int = 8000, mode: str = "anchored",
-          annotation: str = "strip", max_batch: int = 8, batch_window_s: float = 0.01,
+          annotation: str = "strip", max_batch: int = 8, batch_window_s: float = 0.0,
           max_n: int = 16, max_tokens: int = 512, default_max_tokens: int = 64,
           max_annotation_tokens: int = 64, annotation_temperature: float = 1.0,
           mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None) -> None:
@@ -48,14 +50,17 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
   Args:
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
     model_config: the network's shape (the checkpoint's).
-    vocabulary: the checkpoint's vocabulary.
+    vocabulary_path: the checkpoint's SentencePiece model.
+    vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
     model_name: the name in `/v1/models` and responses (requests naming another get 404).
     host, port: where to listen (port 0: a free one, printed).
     mode: "anchored" (sample an annotation, then the response), "direct" or
       "given_annotation" (the empty annotation).
     annotation: the default of the request option "annotation" ("return" or "strip").
     max_batch: the most prompts in one sampler call (also per completion request).
-    batch_window_s: how long a batch waits for more requests after its first.
+    batch_window_s: how long a batch waits for more requests after its first (0: it takes
+      the requests already waiting, so batches grow only when the model is the bottleneck
+      and a lone request waits for nothing).
     max_n, max_tokens: the largest `n` and `max_tokens` a request may ask.
     default_max_tokens: `max_tokens` of requests that leave it out.
     max_annotation_tokens, annotation_temperature: annotation sampling (anchored mode).
@@ -64,6 +69,9 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
   """
   if annotation not in ANNOTATION_OPTIONS:
     raise ValueError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
+  if (vocabulary is None) == (vocabulary_path is None):
+    raise ValueError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
+  vocabulary = vocabulary or load_vocabulary(vocabulary_path)
   sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
   engine = Engine(sampler, params, vocabulary, mode, template, max_annotation_tokens,
                   annotation_temperature)

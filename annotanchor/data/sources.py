@@ -1,4 +1,4 @@
-"""Reading annotated documents and SFT examples from JSONL, TFRecord or TFDS.
+"""Reading annotated documents and SFT examples from JSONL, text, TFRecord or TFDS sources.
 
 Record layouts (field names configurable):
 

@@ -1,11 +1,14 @@
-"""Batching concurrent requests: one sampler call for the requests of a short window.
+"""Batching concurrent requests: one sampler call for the requests waiting together.
 
-The worker takes the first waiting request, then collects more for `window_s` seconds or
-until `max_batch` prompts are waiting; requests with the same DecodeSettings run together
+The worker takes the first waiting request, then more: with `window_s` 0 (the default) the
+requests that queued while the previous call ran, so a lone request waits for nothing and
+batches grow only when the model is the bottleneck; with `window_s` > 0 it also waits that
+long for more, up to `max_batch` prompts. Requests with the same DecodeSettings run together
 (the jitted sampler compiles per setting), each group in one call. Padding rows (repeats of
-the last prompt, results dropped) round a call's prompt count up to a power of two, so few
-batch shapes are compiled. Example, max_batch 8: requests A (1 prompt, T=1.0), B (2
-prompts, T=1.0), C (1 prompt, T=0.0) in one window -> calls [A B B +1 pad] and [C].
+the last prompt, results dropped) fill every call of more than one prompt up to max_batch
+(`engine.padded_size`), so only two batch shapes are compiled. Example, max_batch 8:
+requests A (1 prompt, T=1.0), B (2 prompts, T=1.0), C (1 prompt, T=0.0) waiting together
+-> calls [A B B +5 padding] and [C].
 """
 from __future__ import annotations
 
@@ -37,10 +40,10 @@ class Batcher:
   Args:
     run: (settings, prompt ids, texts) -> continuations per text; e.g. `Engine.run`.
     max_batch: the most prompts in one call.
-    window_s: how long to wait for more requests after the first.
+    window_s: how long to wait for more requests after the first (0: take those waiting).
   """
 
-  def __init__(self, run: RunFn, max_batch: int = 8, window_s: float = 0.01):
+  def __init__(self, run: RunFn, max_batch: int = 8, window_s: float = 0.0):
     if max_batch < 1 or window_s < 0:
       raise ValueError(f"need max_batch >= 1 and window_s >= 0, got {max_batch}, {window_s}")
     self._run, self.max_batch, self.window_s = run, max_batch, window_s

@@ -4,7 +4,7 @@
 port. `script(n, prompt)` (n: the request's number, from 1) returns what to do:
 
   ("answer", text)     200 with text as the answer
-  ("status", code)     that HTTP status with the API's error shape
+  ("status", code)     that HTTP status with the API's error shape (429: Retry-After 2)
   ("sleep", seconds)   answer "topic:late" after sleeping (past the client's timeout)
   ("garbage", bytes)   200 with a body that is not the API's JSON
 """
@@ -53,6 +53,8 @@ class FakeEndpoint:
           self.send_response(status)
           self.send_header("Content-Type", "application/json")
           self.send_header("Content-Length", str(len(payload)))
+          if status == 429:
+            self.send_header("Retry-After", "2")
           self.end_headers()
           self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):  # The client timed out and left.

@@ -69,6 +69,15 @@ def test_backoff_doubles_with_jitter_and_honours_a_cap():
     assert base * 0.5 <= wait <= base
 
 
+def test_rate_limited_answers_wait_as_long_as_the_server_asks():
+  waits = []
+  steps = {1: ("status", 429), 2: ("answer", "genre:myth")}
+  with FakeEndpoint(lambda n, prompt: steps[n]) as server:
+    assert annotator(server, retry=RetryPolicy(3, 0.01, 5.0), waits=waits).annotate(
+        "x", {}) == (("genre", "myth"),)
+  assert waits == [2.0]  # Retry-After: 2, longer than the backoff.
+
+
 def test_token_bucket_spaces_requests():
   now = [0.0]
   sleeps = []

@@ -5,7 +5,8 @@ import math
 import pytest
 import tensorflow as tf
 
-from annotanchor.annotation.annotators import (LLMAnnotator, MetadataAnnotator, RetryPolicy)
+from annotanchor.annotation.annotators import (EndpointError, LLMAnnotator, MetadataAnnotator,
+                                               RetryPolicy)
 from annotanchor.annotation.client import Endpoint
 from annotanchor.annotation.runner import annotate_corpus
 from annotanchor.annotation.shards import ShardError
@@ -108,3 +109,12 @@ def test_processes_split_the_shards_and_tfrecord_output_reads_back(tmp_path):
                                                  "topic:war", "topic:sea", "topic:harvest"]
   # The text file (shard 3, process 1) has no category: a failure, not an empty annotation.
   assert summaries[0]["failures"] == {} and summaries[1]["failures"] == {"missing_metadata": 2}
+
+
+def test_an_endpoint_that_refuses_every_request_stops_the_run_before_any_shard(tmp_path):
+  inputs = write_jsonl(tmp_path / "raw.jsonl", DOCS)
+  with FakeEndpoint(lambda n, prompt: ("status", 401)) as server:
+    with pytest.raises(EndpointError, match="HTTP 401"):
+      annotate_corpus([inputs], str(tmp_path / "out"),
+                      LLMAnnotator(Endpoint(base_url=server.url)), concurrency=2)
+  assert not list((tmp_path / "out").glob("annotated-*"))
