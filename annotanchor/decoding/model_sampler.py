@@ -200,7 +200,9 @@ def restore_sampler(config: TransformerConfig, checkpoint_path: str,
     mesh_degrees: degrees per mesh axis; default every device on `data`.
 
   Raises:
+    FileNotFoundError: no checkpoint at CHECKPOINT_PATH.
     checkpoints.CheckpointMismatchError: the checkpoint has another shape.
   """
   sampler = DecoderSampler(config, partitioning.make_mesh(mesh_degrees or {"data": -1}))
-  return sampler, checkpoints.restore_params(checkpoint_path, sampler.abstract_params)
+  return sampler, checkpoints.restore_params(checkpoint_path, sampler.abstract_params,
+                                             "CHECKPOINT_PATH")

@@ -132,3 +132,22 @@ def test_anchored_mode_returns_or_strips_the_sampled_annotation(checkpoint):
   finally:
     server.shutdown()
     batcher.close()
+
+
+def test_serve_command_errors_name_the_setting(tmp_path, capsys):
+  from annotanchor import serve as serve_lib
+  import gin
+  def main(*flags):
+    try:
+      return serve_lib.main(["--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/serve.gin",
+                             "--gin.VOCAB_SIZE=264", *flags])
+    finally:
+      gin.clear_config()
+  missing = str(tmp_path / "none")
+  assert main(f"--gin.CHECKPOINT_PATH='{missing}'") == 2
+  assert "set exactly one of VOCABULARY_PATH and serve.serve.vocabulary" in capsys.readouterr().err
+  assert main(f"--gin.CHECKPOINT_PATH='{missing}'", f"--gin.VOCABULARY_PATH='{missing}'",
+              "--gin.ANNOTATION='keep'") == 2
+  assert "serve.annotation='keep'" in capsys.readouterr().err
+  with pytest.raises(FileNotFoundError, match=f"CHECKPOINT_PATH='{missing}' holds no checkpoint"):
+    restore_sampler(CFG, missing, {"data": 4, "model": 2})
