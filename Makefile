@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/data_throughput.py
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/train_throughput.py
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/decode_throughput.py
+	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/annotate_throughput.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

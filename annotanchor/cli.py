@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "evaluate": "annotanchor.evaluate",
     "infer": "annotanchor.infer",
     "demo": "annotanchor.demo",
+    "annotate": "annotanchor.annotate",
+    "serve": "annotanchor.serve",
 }
 
 

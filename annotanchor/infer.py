@@ -29,7 +29,7 @@ import tqdm
 from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.generate import DecodeSettings, Generator
-from annotanchor.decoding.model_sampler import DecoderSampler
+from annotanchor.decoding.model_sampler import restore_sampler
 from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.evaluation.samples import Sample, SampleFileError, write_samples
 from annotanchor.model.config import TransformerConfig
@@ -198,8 +198,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   if done:
     logging.info("resuming: %d of %d prompts already sampled", len(done), len(prompts))
 
-  sampler = DecoderSampler(model_config, partitioning.make_mesh(mesh or {"data": -1}))
-  params = checkpoints.restore_params(checkpoint_path, sampler.abstract_params)
+  sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
   generator = Generator(sampler, params, vocabulary, settings, template)
   gin_utils.write_operative_config(output_dir)
 

@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.data.registration import register_configured_corpora
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import loop, multihost, partitioning
@@ -59,6 +60,7 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
     distributed: call jax.distributed.initialize() (None: when the environment asks).
   """
+  register_configured_corpora()  # JsonlCorpus tasks bound in gin exist before the lookup.
   check_vocabulary_fits(mixture_or_task_name, model_config.vocab_size)
   multihost.maybe_initialize_distributed(initialize=distributed)
   import jax  # After distributed initialisation, which must precede backend use.

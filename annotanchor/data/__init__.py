@@ -7,7 +7,7 @@ Modules (one job each):
   preprocessors      the sequence kinds: pretraining (annotated/plain), SFT, anchored SFT,
                      annotation-only (both forms)
   feature_converter  WeightedLMFeatureConverter: decoder_* features with per-token weights
-  sources            JSONL / TFRecord / TFDS records, validated, with a skip policy
+  sources            JSONL / text / TFRecord / TFDS records, validated, with a skip policy
   vocabulary         SentencePiece: train (CLI, cached) or load
   registration       task/mixture registration for a corpus; JsonlCorpus from gin
   reporting          token accounting (annotation fraction, token-matched budgets)

@@ -1,4 +1,4 @@
-"""Reading annotated documents and SFT examples from JSONL, TFRecord or TFDS.
+"""Reading annotated documents and SFT examples from JSONL, text, TFRecord or TFDS sources.
 
 Record layouts (field names configurable):
 
@@ -75,6 +75,14 @@ def _decode_example(raw: bytes, where: str) -> Record:
   return record
 
 
+def _read_text(path: str, where: str) -> str:
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      return f.read().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise SourceError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
+
+
 def _decode_tfds(example: Mapping[str, Any]) -> Record:
   decode = lambda v: v.decode("utf-8") if isinstance(v, bytes) else v
   return {k: [decode(x) for x in v] if hasattr(v, "__len__") and not isinstance(v, (bytes, str))
@@ -82,18 +90,23 @@ def _decode_tfds(example: Mapping[str, Any]) -> Record:
 
 
 def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
-  """Yields (where, decode) per record of a JSONL (`.jsonl`) or TFRecord file, or a TFDS split.
+  """Yields (where, decode) per record of a JSONL (`.jsonl`), text (`.txt`) or TFRecord file,
+  or a TFDS split.
 
   A TFDS split is named `tfds:NAME:SPLIT` (e.g. `tfds:my_docs/1.0.0:train`),
-  loaded with `tfds.load`. `where` is "FILE, record N"; `decode()` returns the
-  record as a dict or raises SourceError, so a reader can skip a bad record
-  and go on.
+  loaded with `tfds.load`. A text file is one record, `{"text": <the whole file>}`.
+  `where` is "FILE, record N"; `decode()` returns the record as a dict or raises
+  SourceError, so a reader can skip a bad record and go on.
   """
   if path.startswith("tfds:"):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     _, name, split = path.split(":")
     for number, example in enumerate(tfds.as_numpy(tfds.load(name, split=split)), start=1):
       yield f"{path}, record {number}", lambda example=example: _decode_tfds(example)
+    return
+  if path.endswith(".txt"):
+    where = f"{path}, record 1"
+    yield where, lambda: {"text": _read_text(path, where)}
     return
   if path.endswith(".jsonl"):
     with tf.io.gfile.GFile(path) as f:
@@ -107,7 +120,7 @@ def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
     yield where, lambda raw=raw, where=where: _decode_example(raw, where)
 
 
-def _field(record: Record, name: str, where: str, scalar: bool = False) -> Any:
+def record_field(record: Record, name: str, where: str, scalar: bool = False) -> Any:
   """A record's field; `scalar` unwraps a one-value list (TFRecord features are lists)."""
   if name not in record:
     raise SourceError(f"{where}: missing field '{name}' (has {sorted(record)}).")
@@ -124,11 +137,11 @@ def _body(annotation: Any, fmt: ann_lib.AnnotationFormat) -> str:
 def document_example(record: Record, where: str, fields: DocumentFields = DocumentFields(),
                      fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, list[str]]:
   """Validates a document record into `{"chunks", "annotations"}` (bodies)."""
-  text = _field(record, fields.text, where, scalar=True)
+  text = record_field(record, fields.text, where, scalar=True)
   chunks = ann_lib.split_chunks(text) if isinstance(text, str) else []
   if not chunks:
     raise SourceError(f"{where}: empty document in field '{fields.text}'.")
-  raw = _field(record, fields.annotations, where)
+  raw = record_field(record, fields.annotations, where)
   if not isinstance(raw, list) or len(raw) != len(chunks):
     count = len(raw) if isinstance(raw, list) else "not a list"
     raise SourceError(f"{where}: {len(chunks)} chunks but {count} annotations in "
@@ -147,13 +160,13 @@ def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anc
   """Validates an SFT record into `{"prompt", "response"[, "annotation"]}`."""
   example = {}
   for key, name in (("prompt", fields.prompt), ("response", fields.response)):
-    value = _field(record, name, where, scalar=True)
+    value = record_field(record, name, where, scalar=True)
     if not isinstance(value, str) or not value.strip():
       raise SourceError(f"{where}: field '{name}' is empty or not a string.")
     example[key] = value
   if anchored:
     try:
-      example["annotation"] = _body(_field(record, fields.annotation, where, scalar=True), fmt)
+      example["annotation"] = _body(record_field(record, fields.annotation, where, scalar=True), fmt)
     except ann_lib.AnnotationError as e:
       raise SourceError(f"{where}: annotation does not parse: {e}") from None
   return example

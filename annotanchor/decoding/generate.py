@@ -106,6 +106,20 @@ class DecodeSettings:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+  """A sample taken apart, with what an API reports about it.
+
+  Attributes:
+    generation: its annotation and response text.
+    num_tokens: tokens after the prompt (annotation and response, EOS included).
+    ended: it ended with EOS; otherwise the max_new_tokens cap cut it off.
+  """
+  generation: Generation
+  num_tokens: int
+  ended: bool
+
+
 def prompt_key(seed: int, prompt_id: str) -> jax.Array:
   """The PRNG key of one prompt: a function of the seed and the prompt id only."""
   return jax.random.fold_in(jax.random.key(seed), zlib.crc32(prompt_id.encode("utf-8")))
@@ -166,11 +180,12 @@ class Generator:
     return [[out.tokens[b, j, :out.lengths[b, j]].tolist() for j in range(sampling.num_decodes)]
             for b in range(count)]
 
-  def _prompt_tokens(self, prompt: str) -> list[int]:
+  def _prompt_text(self, prompt: str) -> str:
+    """The model prompt of a user prompt in the settings' prompt_format."""
     fmt = self.settings.prompt_format
     if fmt == "chat":
-      return self._encode(self.template.build(prompt))
-    return self._encode(prompt.strip()) if fmt == "raw" else []
+      return self.template.build(prompt)
+    return prompt.strip() if fmt == "raw" else ""
 
   def _decode(self, ids: list[int]) -> str:
     eos = self.vocab.eos_id
@@ -187,11 +202,25 @@ class Generator:
     Returns:
       One list of N Generations per prompt.
     """
+    built = [self._prompt_text(p) for p in prompts]
+    return [[c.generation for c in row] for row in self.continue_texts(prompt_ids, built)]
+
+  def continue_texts(self, prompt_ids: Sequence[str], texts: Sequence[str]
+                     ) -> list[list[Continuation]]:
+    """N continuations of each model prompt text, used as it is (no template applied).
+
+    Args:
+      prompt_ids: stable ids, one per text (they seed the samples).
+      texts: model prompts, e.g. `template.build(prompt)` or raw text to continue.
+
+    Returns:
+      One list of N Continuations per text.
+    """
     s = self.settings
     n = s.num_samples
     keys = jax.numpy.stack([prompt_key(s.seed, pid) for pid in prompt_ids])
     # BOS first, as every training sequence began (see feature_converter.BOS_ID).
-    base = [[BOS_ID] + self._prompt_tokens(p) for p in prompts]
+    base = [[BOS_ID] + self._encode(t) for t in texts]
     if s.mode == "direct":
       continued = [[[]] * n for _ in base]
       drawn = self._draw(base, keys, self._sampling(s.max_new_tokens, s.temperature, n))
@@ -201,7 +230,10 @@ class Generator:
                          self._sampling(s.max_new_tokens, s.temperature, n))
     else:
       continued, drawn = self._anchored(base, keys)
-    return [[self.template.split_generation(self._decode(ann + resp))
+    eos = self.vocab.eos_id
+    return [[Continuation(self.template.split_generation(self._decode(ann + resp)),
+                          num_tokens=len(ann) + len(resp),
+                          ended=bool(ann + resp) and (ann + resp)[-1] == eos)
              for ann, resp in zip(anns, resps)] for anns, resps in zip(continued, drawn)]
 
   def _anchored(self, base: list[list[int]], keys: jax.Array):

@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from annotanchor.decoding.sampler import SampleOutput, SamplingConfig, temperature_sample
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.transformer import Decoder
-from annotanchor.training import partitioning
+from annotanchor.training import checkpoints, partitioning
 
 
 def cache_slots(prompt_len: int, config: SamplingConfig) -> int:
@@ -188,3 +188,21 @@ class DecoderSampler:
       self._compiled[key] = self._build(prompts.shape[1], sampling)
     return self._compiled[key](params, jnp.asarray(prompts, jnp.int32),
                                jnp.asarray(prompt_lengths, jnp.int32), rng)
+
+
+def restore_sampler(config: TransformerConfig, checkpoint_path: str,
+                    mesh_degrees: dict[str, int] | None = None) -> tuple[DecoderSampler, Any]:
+  """A sampler on a mesh and a checkpoint's parameters restored onto it.
+
+  Args:
+    config: the network's shape (the checkpoint's).
+    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    mesh_degrees: degrees per mesh axis; default every device on `data`.
+
+  Raises:
+    FileNotFoundError: no checkpoint at CHECKPOINT_PATH.
+    checkpoints.CheckpointMismatchError: the checkpoint has another shape.
+  """
+  sampler = DecoderSampler(config, partitioning.make_mesh(mesh_degrees or {"data": -1}))
+  return sampler, checkpoints.restore_params(checkpoint_path, sampler.abstract_params,
+                                             "CHECKPOINT_PATH")

@@ -118,9 +118,9 @@ class Checkpointer:
     self.manager.close()
 
 
-def resolve_params_dir(path: str) -> str:
-  """The params item of INITIAL_CHECKPOINT_PATH: a step directory, a checkpoints
-  directory (its latest step) or a MODEL_DIR (its latest checkpoint)."""
+def resolve_params_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> str:
+  """The params item of a checkpoint path: a step directory, a checkpoints directory (its
+  latest step) or a MODEL_DIR (its latest checkpoint); `setting` names it in errors."""
   candidates = [path, os.path.join(path, "checkpoints")]
   for candidate in candidates:
     if tf.io.gfile.isdir(os.path.join(candidate, "params")):
@@ -130,13 +130,15 @@ def resolve_params_dir(path: str) -> str:
       if steps:
         return os.path.join(candidate, str(max(steps)), "params")
   raise FileNotFoundError(
-      f"INITIAL_CHECKPOINT_PATH={path!r} holds no checkpoint (expected a step directory with "
+      f"{setting}={path!r} holds no checkpoint (expected a step directory with "
       f"params/, a checkpoints/ directory, or a MODEL_DIR)")
 
 
-def restore_params(path: str, abstract_params: Any) -> Any:
-  """Parameters only, from INITIAL_CHECKPOINT_PATH, into the current mesh's shardings."""
-  params_dir = resolve_params_dir(absolute(path))
+def restore_params(path: str, abstract_params: Any,
+                   setting: str = "INITIAL_CHECKPOINT_PATH") -> Any:
+  """Parameters only, from a checkpoint path (named `setting` in errors), into the current
+  mesh's shardings."""
+  params_dir = resolve_params_dir(absolute(path), setting)
   with ocp.StandardCheckpointer() as checkpointer:
     check_matches(checkpointer.metadata(params_dir).item_metadata.tree, abstract_params,
                   params_dir)

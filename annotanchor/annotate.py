@@ -1,0 +1,54 @@
+"""`annotanchor annotate` / `python -m annotanchor.annotate`: tag a raw corpus for pretraining.
+
+  annotanchor annotate --gin_file=gin/runs/annotate.gin \
+      --gin.INPUTS="['raw/*.jsonl']" --gin.OUTPUT_DIR="'annotated'" \
+      --gin.ENDPOINT_URL="'http://127.0.0.1:8000/v1'" --gin.ENDPOINT_MODEL="'Qwen3-30B-A3B'"
+
+Splits every document into chunks on blank lines, asks the annotator (an LLM behind an
+OpenAI-compatible endpoint, or the record's own metadata fields) for each chunk's tags and
+writes OUTPUT_DIR/annotated-NNNNN.jsonl shards that `JsonlCorpus` tasks read directly. A
+rerun skips finished shards and redoes unfinished ones; SHARD_INDEX/SHARD_COUNT split the
+shards between processes. Ends with a summary (also OUTPUT_DIR/summary.json). Exit status:
+0 done, 2 bad configuration or input, or an endpoint that refuses every request.
+See gin/runs/annotate.gin.
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.annotate")
+
+from typing import Any, Sequence
+
+import gin
+
+from annotanchor import gin_utils
+from annotanchor.annotation.annotators import Annotator, EndpointError
+from annotanchor.annotation.runner import annotate_corpus
+from annotanchor.annotation.shards import ShardError
+from annotanchor.annotation.summary import format_summary
+from annotanchor.data.sources import SourceError
+
+
+@gin.configurable
+def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQUIRED,
+             annotator: Annotator = gin.REQUIRED, docs_per_shard: int = 1000,
+             shard_index: int = 0, shard_count: int = 1, concurrency: int = 8,
+             output_format: str = "jsonl", text_field: str = "text", id_field: str = "id",
+             progress_bar: bool | None = None) -> dict[str, Any]:
+  """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args."""
+  if isinstance(inputs, str):
+    inputs = [inputs]
+  summary = annotate_corpus(
+      inputs, output_dir, annotator, docs_per_shard=docs_per_shard, shard_index=shard_index,
+      shard_count=shard_count, concurrency=concurrency, output_format=output_format,
+      text_field=text_field, id_field=id_field, progress_bar=progress_bar)
+  gin_utils.write_operative_config(output_dir)
+  print(format_summary(summary), flush=True)
+  return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  return gin_utils.run_main(
+      "annotate", annotate, argv, doc=__doc__,
+      user_errors=(SourceError, ShardError, EndpointError, ValueError, FileNotFoundError))

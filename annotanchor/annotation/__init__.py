@@ -1,0 +1,16 @@
+"""Annotating raw corpora with `key:value` tags (`annotanchor annotate`).
+
+Modules (one job each):
+  schema      TagSchema: allowed keys, value length, tag count; normalises raw tags
+  parse       parse_response: tags out of an annotator's free-text answer
+  prompt      AnnotationPrompt: the instruct-LLM prompt template (paper's keys by default)
+  ratelimit   TokenBucket: requests per second over all threads
+  client      Endpoint, OpenAIClient: one chat/completions request, failures with a cause
+  annotators  LLMAnnotator (retries with backoff), MetadataAnnotator (record fields -> tags)
+  reader      input files -> numbered, chunked documents grouped into shards
+  shards      ShardLayout: shard files, atomic writes, markers, failures, the run manifest
+  summary     ShardStats and the run summary (failures by cause, entropy per key)
+  runner      annotate_corpus: the resumable, sharded, concurrent run
+
+The `annotanchor annotate` entry point (annotanchor/annotate.py) wires them from gin.
+"""

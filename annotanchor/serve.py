@@ -1,0 +1,100 @@
+"""`annotanchor serve` / `python -m annotanchor.serve`: a checkpoint behind an OpenAI-compatible API.
+
+  annotanchor serve --gin_file=gin/models/tiny.gin --gin_file=gin/runs/serve.gin \
+      --gin.CHECKPOINT_PATH="'runs/tiny_anchored'" --gin.VOCABULARY_PATH="'runs/spm.model'" \
+      --gin.PORT=8000
+
+Answers `POST /v1/completions`, `POST /v1/chat/completions` and `GET /v1/models` on
+HOST:PORT (PORT 0: a free port), batching concurrent requests into one sampler call. A chat
+request is rendered with the SFT prompt template; in the anchored mode the model samples an
+annotation first, which the request's `"annotation": "return"` keeps before the text and
+`"strip"` (the default) removes. Prints `serving MODEL on http://HOST:PORT/v1` once
+listening; SIGTERM or Ctrl-C stops it. See gin/runs/serve.gin.
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.serve")
+
+import logging
+import signal
+from typing import Mapping, Sequence
+
+import gin
+import seqio
+
+from annotanchor import gin_utils
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.vocabulary import load_vocabulary
+from annotanchor.decoding.model_sampler import restore_sampler
+from annotanchor.model.config import TransformerConfig
+from annotanchor.serving.batcher import Batcher
+from annotanchor.serving.engine import Engine
+from annotanchor.serving.protocol import ANNOTATION_OPTIONS, Limits
+from annotanchor.serving.server import API, make_server
+from annotanchor.training import checkpoints, partitioning
+
+
+@gin.configurable
+def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
+          vocabulary_path: str | None = None, vocabulary: seqio.Vocabulary | None = None,
+          model_name: str = "annotanchor",
+          host: str = "127.0.0.1", port: int = 8000, mode: str = "anchored",
+          annotation: str = "strip", max_batch: int = 8, batch_window_s: float = 0.0,
+          max_n: int = 16, max_tokens: int = 512, default_max_tokens: int = 64,
+          max_annotation_tokens: int = 64, annotation_temperature: float = 1.0,
+          mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None) -> None:
+  """Serves a checkpoint until SIGTERM or Ctrl-C.
+
+  Args:
+    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    model_config: the network's shape (the checkpoint's).
+    vocabulary_path: the checkpoint's SentencePiece model.
+    vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
+    model_name: the name in `/v1/models` and responses (requests naming another get 404).
+    host, port: where to listen (port 0: a free one, printed).
+    mode: "anchored" (sample an annotation, then the response), "direct" or
+      "given_annotation" (the empty annotation).
+    annotation: the default of the request option "annotation" ("return" or "strip").
+    max_batch: the most prompts in one sampler call (also per completion request).
+    batch_window_s: how long a batch waits for more requests after its first (0: it takes
+      the requests already waiting, so batches grow only when the model is the bottleneck
+      and a lone request waits for nothing).
+    max_n, max_tokens: the largest `n` and `max_tokens` a request may ask.
+    default_max_tokens: `max_tokens` of requests that leave it out.
+    max_annotation_tokens, annotation_temperature: annotation sampling (anchored mode).
+    mesh: degrees per mesh axis; default every device on `data`.
+    template: the prompt template (the SFT one).
+  """
+  if annotation not in ANNOTATION_OPTIONS:
+    raise ValueError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
+  if (vocabulary is None) == (vocabulary_path is None):
+    raise ValueError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
+  vocabulary = vocabulary or load_vocabulary(vocabulary_path)
+  sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
+  engine = Engine(sampler, params, vocabulary, mode, template, max_annotation_tokens,
+                  annotation_temperature)
+  batcher = Batcher(engine.run, max_batch, batch_window_s)
+  limits = Limits(model=model_name, max_n=max_n, max_prompts=max_batch, max_tokens=max_tokens,
+                  default_max_tokens=default_max_tokens, annotation=annotation)
+  server = make_server(API(engine, batcher, limits), host, port)
+  def stop(signum, frame):
+    raise KeyboardInterrupt
+  signal.signal(signal.SIGTERM, stop)
+  bound_host, bound_port = server.server_address[:2]
+  print(f"serving {model_name} on http://{bound_host}:{bound_port}/v1", flush=True)
+  try:
+    server.serve_forever()
+  except KeyboardInterrupt:
+    logging.info("stopping")
+  finally:
+    server.server_close()
+    batcher.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  return gin_utils.run_main(
+      "serve", serve, argv, doc=__doc__,
+      user_errors=(partitioning.MeshError, checkpoints.CheckpointMismatchError, ValueError,
+                   FileNotFoundError, OSError))
