@@ -9,7 +9,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.training import partitioning
+from annotanchor.training import partitioning, train_state
 from annotanchor.training.train_state import TrainState
 
 NAN_POLICIES = ("skip", "stop", "off")
@@ -107,3 +107,21 @@ def jit_train_step(step_fn, state_shardings, mesh):
       in_shardings=(state_shardings, partitioning.batch_sharding(mesh)),
       out_shardings=(state_shardings, replicated),
       donate_argnums=(0,))
+
+
+def sharded_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
+                       schedule: Callable, mesh, *, batch_size: int, microbatches: int = 1,
+                       nan_policy: str = "skip"):
+  """What the training loop runs and `annotanchor compile` lowers, for one mesh.
+
+  Returns:
+    (jitted step, abstract state with shardings, state shardings).
+
+  Raises:
+    MeshError: the batch or a parameter does not divide by its mesh axes.
+  """
+  partitioning.check_batch(batch_size, mesh, microbatches)
+  abstract, shardings = train_state.abstract_state(model, tx, mesh)
+  step_fn = make_train_step(model, tx, schedule, microbatches=microbatches,
+                            nan_policy=nan_policy, mesh=mesh)
+  return jit_train_step(step_fn, shardings, mesh), abstract, shardings
