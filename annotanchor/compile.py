@@ -19,6 +19,7 @@ if __name__ == "__main__":
   from annotanchor.gin_utils import run_module_main
   run_module_main("annotanchor.compile")
 
+import dataclasses
 import json
 import logging
 import sys
@@ -29,7 +30,7 @@ import gin
 from annotanchor import gin_utils, train as train_lib
 from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.tpu import aot, report
-from annotanchor.tpu.chips import TopologyError, parse_topology
+from annotanchor.tpu.chips import GIB, TopologyError, parse_topology
 from annotanchor.training import partitioning
 
 COMPILE_GIN = "gin/runs/compile.gin"
@@ -44,7 +45,7 @@ class CompileSetupError(ValueError):
 @gin.configurable
 def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = None,
                   decode_rows: int | None = None, decode_slots: int | None = None,
-                  gin_files: Sequence[str] = ()) -> dict[str, Any]:
+                  hbm_gib: float | None = None, gin_files: Sequence[str] = ()) -> dict[str, Any]:
   """Compiles the configured run's train step and a decode step for `topology`.
 
   Args:
@@ -52,6 +53,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
     output_path: where to write the result as JSON (None: not written).
     decode_rows: decode batch (default the train batch); 0 skips the decode step.
     decode_slots: decode cache length (default the train sequence length).
+    hbm_gib: HBM per chip to check against (default the chip's), e.g. to keep a reserve.
     gin_files: the run's gin files, recorded in the result (main passes them).
 
   Returns:
@@ -67,6 +69,9 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   if reason:
     raise CompileSetupError(reason)
   slice_ = parse_topology(topology)
+  if hbm_gib is not None:
+    chip = dataclasses.replace(slice_.chip, hbm_bytes=int(hbm_gib * GIB))
+    slice_ = dataclasses.replace(slice_, chip=chip)
   config = run["model_config"]
   length = int(run["task_feature_lengths"]["targets"])
   batch_size = int(run["batch_size"])

@@ -15,12 +15,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from annotanchor import platforms
 from annotanchor.decoding import model_sampler
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import PACKING_FEATURES, REQUIRED_FEATURES, DecoderOnlyModel
@@ -48,6 +50,9 @@ def topology_devices(topology: Topology) -> list[jax.Device]:
     raise RuntimeError(reason)
   from jax.experimental import topologies
 
+  if not platforms.tpu_chips_attached():
+    # libtpu's lockfile guards real chips; compiles on a CPU host may run side by side.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   side = int(math.sqrt(topology.chip.chips_per_host))
   desc = topologies.get_topology_desc(
       platform="tpu", topology_name=topology.libtpu_name,
