@@ -5,10 +5,13 @@ without the hardware; the steps are lowered on abstract arrays carrying their sh
 on a mesh over those devices and compiled by XLA:TPU, which reports per-chip memory and
 its cost estimate. Nothing is allocated.
 
-XLA's cost analysis counts a while loop's body once, so for scanned layers it would
-miss all layers but one. The cost of a scanned model is therefore taken from the same
-step compiled unscanned with 1 and 2 layers, extrapolated linearly in depth (the layers
-are identical): cost(L) = cost(1) + (L - 1) * (cost(2) - cost(1)).
+XLA's cost analysis counts a while loop's body once, so for scanned layers (and for the
+gradient-accumulation loop over microbatches) it would miss all iterations but one. The
+cost is therefore taken from the same step compiled without loops, unscanned with 1 and 2
+layers and with 1 and 2 unrolled microbatches of the real size, and extrapolated
+(layers and microbatches are identical, so the cost is bilinear in their counts):
+  cost(L, M) = f(1,1) + (L-1) d_L + (M-1) d_M + (L-1)(M-1) d_LM,
+with d_L = f(2,1) - f(1,1), d_M = f(1,2) - f(1,1), d_LM = f(2,2) - f(2,1) - f(1,2) + f(1,1).
 """
 from __future__ import annotations
 
@@ -102,11 +105,14 @@ class Cost:
     return cls(flops=float(analysis.get("flops", 0.0)),
                bytes_accessed=float(analysis.get("bytes accessed", 0.0)))
 
-  def extrapolate(self, two_layers: "Cost", layers: int) -> "Cost":
-    """self is the 1-layer cost: cost(1) + (layers - 1) * (cost(2) - cost(1))."""
-    return Cost(flops=self.flops + (layers - 1) * (two_layers.flops - self.flops),
-                bytes_accessed=self.bytes_accessed
-                + (layers - 1) * (two_layers.bytes_accessed - self.bytes_accessed))
+  def __add__(self, other: "Cost") -> "Cost":
+    return Cost(self.flops + other.flops, self.bytes_accessed + other.bytes_accessed)
+
+  def __sub__(self, other: "Cost") -> "Cost":
+    return Cost(self.flops - other.flops, self.bytes_accessed - other.bytes_accessed)
+
+  def __mul__(self, factor: float) -> "Cost":
+    return Cost(self.flops * factor, self.bytes_accessed * factor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,19 +174,40 @@ def _compile(lower: Callable[[], Any]):
     return None, str(e)
 
 
-def _depth_corrected_cost(compiled, config: TransformerConfig,
-                          compile_at: Callable[[TransformerConfig], Any]) -> Cost | None:
-  """The step's per-chip cost with every layer counted (module docstring)."""
-  if not config.scan_layers:
+def _loop_corrected_cost(compiled, config: TransformerConfig, microbatches: int,
+                         compile_at: Callable[[TransformerConfig, int], Any]) -> Cost | None:
+  """The step's per-chip cost with every layer and microbatch counted (module docstring).
+
+  Args:
+    compiled: the real step (its cost is exact when it has no loops).
+    config: the real network.
+    microbatches: the real accumulation count.
+    compile_at: (network, microbatches) -> lowered step without loops: layers unscanned,
+      the microbatches unrolled, each microbatch of the real size.
+  """
+  if not config.scan_layers and microbatches == 1:
     return Cost.of(compiled)
-  costs = []
-  for layers in (1, 2):
-    small, error = _compile(lambda: compile_at(
-        dataclasses.replace(config, scan_layers=False, num_layers=layers)))
-    if small is None:
-      return None
-    costs.append(Cost.of(small))
-  return costs[0].extrapolate(costs[1], config.num_layers)
+  layers = (1, 2) if config.scan_layers else (config.num_layers,)
+  counts = (1, 2) if microbatches > 1 else (1,)
+  f = {}
+  for n in layers:
+    for m in counts:
+      small, _ = _compile(lambda: compile_at(
+          dataclasses.replace(config, scan_layers=False, num_layers=n), m))
+      if small is None:
+        return None
+      f[n, m] = Cost.of(small)
+  first_l, first_m = layers[0], counts[0]
+  cost = f[first_l, first_m]
+  if len(layers) == 2:
+    cost = cost + (f[2, first_m] - f[1, first_m]) * (config.num_layers - 1)
+  if len(counts) == 2:
+    d_m = f[first_l, 2] - f[first_l, 1]
+    cost = cost + d_m * (microbatches - 1)
+    if len(layers) == 2:
+      d_lm = f[2, 2] - f[2, 1] - f[1, 2] + f[1, 1]
+      cost = cost + d_lm * ((config.num_layers - 1) * (microbatches - 1))
+  return cost
 
 
 def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, batch_size: int,
@@ -191,21 +218,26 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
   Raises:
     MeshError: the batch or a parameter does not divide by its mesh axes.
   """
+  partitioning.check_batch(batch_size, mesh, microbatches)
+  rows = batch_size // microbatches
   batch = abstract_batch(batch_size, length, mesh, pack)
 
-  def lower_at(config: TransformerConfig):
+  def lower_at(config: TransformerConfig, count: int, unroll: bool = True):
+    """The step with `count` microbatches of the real size (all of them: count=microbatches)."""
     step, abstract, _ = step_lib.sharded_train_step(
-        dataclasses.replace(model, config=config), tx, schedule, mesh, batch_size=batch_size,
-        microbatches=microbatches, nan_policy=nan_policy)
-    return step.lower(abstract, batch), abstract
+        dataclasses.replace(model, config=config), tx, schedule, mesh,
+        batch_size=rows * count, microbatches=count, nan_policy=nan_policy,
+        unroll_microbatches=unroll)
+    return step.lower(abstract, abstract_batch(rows * count, length, mesh, pack)), abstract
 
-  lowered, abstract = lower_at(model.config)
+  lowered, abstract = lower_at(model.config, microbatches, unroll=False)
   arrays = array_shards(abstract, "state") + array_shards(batch, "batch")
   arrays.sort(key=lambda a: -a.bytes_per_chip)
   compiled, error = _compile(lambda: lowered)
   if compiled is None:
     return CompiledStep("train", None, None, arrays, error)
-  cost = _depth_corrected_cost(compiled, model.config, lambda c: lower_at(c)[0])
+  cost = _loop_corrected_cost(compiled, model.config, microbatches,
+                              lambda c, m: lower_at(c, m)[0])
   return CompiledStep("train", Memory.of(compiled), cost, arrays)
 
 
@@ -251,6 +283,6 @@ def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
   compiled, error = _compile(lambda: lowered)
   if compiled is None:
     return CompiledStep("decode", None, None, arrays, error)
-  cost = _depth_corrected_cost(compiled, config, lambda c: lower_at(c)[0])
+  cost = _loop_corrected_cost(compiled, config, 1, lambda c, m: lower_at(c)[0])
   return CompiledStep("decode", Memory.of(compiled), cost, arrays)
 
