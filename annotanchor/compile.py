@@ -59,6 +59,8 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   Returns:
     The result: run settings, one summary per step (annotanchor.tpu.report) and "fits".
   """
+  if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
+    raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
   run = train_lib.configured_arguments()
   missing = [name for name in _NEEDED if run[name] is gin.REQUIRED]
   if missing:

@@ -100,8 +100,6 @@ class Cost:
   @classmethod
   def of(cls, compiled) -> "Cost":
     analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):  # Older jax: one dict per program.
-      analysis = analysis[0]
     return cls(flops=float(analysis.get("flops", 0.0)),
                bytes_accessed=float(analysis.get("bytes accessed", 0.0)))
 
