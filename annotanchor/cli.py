@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from annotanchor import platforms
+
 # Subcommand -> module with a `main(argv: list[str]) -> int | None`.
 SUBCOMMANDS = {
     "train": "annotanchor.train",
@@ -17,6 +19,7 @@ SUBCOMMANDS = {
     "demo": "annotanchor.demo",
     "annotate": "annotanchor.annotate",
     "serve": "annotanchor.serve",
+    "compile": "annotanchor.compile",
 }
 
 
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
       return 2
     print(usage)
     return 0
+  platforms.default_to_cpu_without_tpu()  # Before any subcommand imports JAX.
   module = importlib.import_module(SUBCOMMANDS[argv[0]])
   return module.main(argv[1:]) or 0
 

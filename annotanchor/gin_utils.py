@@ -98,12 +98,15 @@ def run_module_main(module_name: str) -> None:
   """
   import importlib
 
+  from annotanchor import platforms
+
+  platforms.default_to_cpu_without_tpu()  # Before the module imports JAX.
   sys.exit(importlib.import_module(module_name).main())
 
 
 def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
              user_errors: tuple[type[BaseException], ...], doc: str | None = None,
-             exit_code: Callable[[Any], int] = lambda result: 0) -> int:
+             exit_code: Callable[[Any], int] = lambda result: 0, finalize: bool = True) -> int:
   """The shared `main()` of the gin-configured entry points.
 
   Parses the gin flags, calls `fn()` and turns configuration and input errors into one
@@ -116,6 +119,8 @@ def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
     user_errors: exceptions that mean bad input or configuration.
     doc: printed for -h/--help.
     exit_code: maps fn's result to the exit status.
+    finalize: finalize gin's config (False leaves required macros unchecked, for commands
+      that read another entry point's bindings and need only some of them).
   """
   argv = sys.argv[1:] if argv is None else list(argv)
   if doc and any(a in ("-h", "--help") for a in argv):
@@ -126,7 +131,7 @@ def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
                       force=True)
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save INFO lines.
   try:
-    rest = parse_and_bind(argv)
+    rest = parse_and_bind(argv, finalize=finalize)
     if rest:
       raise GinFlagError(f"unexpected arguments {rest}; {command} takes only gin flags")
     result = fn()

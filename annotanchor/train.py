@@ -12,7 +12,8 @@ if __name__ == "__main__":
   from annotanchor.gin_utils import run_module_main
   run_module_main("annotanchor.train")
 
-from typing import Callable, Mapping
+import inspect
+from typing import Any, Callable, Mapping
 
 import gin
 
@@ -66,8 +67,8 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
   import jax  # After distributed initialisation, which must precede backend use.
 
   device_mesh = partitioning.make_mesh(mesh or {"data": -1})
-  tx, schedule = make_optimizer(optimizer or OptimizerConfig(), train_steps)
-  model = DecoderOnlyModel(model_config, z_loss=z_loss, loss_normalization=loss_normalization)
+  model, tx, schedule = model_and_optimizer(model_config, optimizer, train_steps, z_loss=z_loss,
+                                            loss_normalization=loss_normalization)
   def data_from(start_step: int):
     batches = iter(dataset_fn(mixture_or_task_name, task_feature_lengths, batch_size,
                               seed=data_seed, pack=pack, shard_index=jax.process_index(),
@@ -82,6 +83,26 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
       seed=seed, initial_checkpoint_path=initial_checkpoint_path,
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
       peak_flops=peak_flops)
+
+
+def model_and_optimizer(model_config: TransformerConfig, optimizer: OptimizerConfig | None,
+                        train_steps: int, *, z_loss: float, loss_normalization: str):
+  """(model, optax transformation, learning-rate schedule) of a run, as `train` builds them."""
+  tx, schedule = make_optimizer(optimizer or OptimizerConfig(), train_steps)
+  model = DecoderOnlyModel(model_config, z_loss=z_loss, loss_normalization=loss_normalization)
+  return model, tx, schedule
+
+
+def configured_arguments() -> dict[str, Any]:
+  """`train`'s arguments as the parsed gin files bind them, defaults filled in.
+
+  References are evaluated (model_config is a TransformerConfig); unbound required
+  arguments come back as gin.REQUIRED. Used by `annotanchor compile`, which compiles the
+  step a run's gin files describe without running it.
+  """
+  bound = gin.get_bindings(train)
+  return {name: bound.get(name, parameter.default)
+          for name, parameter in inspect.signature(train).parameters.items()}
 
 
 def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:

@@ -15,7 +15,6 @@ import functools
 import math
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,19 +31,56 @@ def cache_slots(prompt_len: int, config: SamplingConfig) -> int:
   return prompt_len + config.max_new_tokens - 1
 
 
+def abstract_params(config: TransformerConfig, mesh: Mesh) -> tuple[Any, Any]:
+  """(the Decoder's parameters as sharded ShapeDtypeStructs, their shardings) on `mesh`.
+
+  Raises:
+    MeshError: a parameter dimension does not divide by its mesh axes.
+  """
+  boxed = jax.eval_shape(Decoder(config).init, jax.random.PRNGKey(0),
+                         jnp.zeros((1, 1), jnp.int32))["params"]
+  return partitioning.sharded_abstract(boxed, mesh)
+
+
+def kv_cache_shapes(network: Decoder, rows: int) -> Any:
+  """ShapeDtypeStructs of the KV cache for `rows` rows of `network` (config.max_len slots)."""
+  return jax.eval_shape(lambda: network.init(
+      jax.random.PRNGKey(0), jnp.zeros((rows, 1), jnp.int32), decode=True)["cache"])
+
+
+def kv_cache_shardings(shapes: Any, mesh: Mesh) -> Any:
+  """NamedShardings of a KV cache: rows over the batch axes, key/value heads over `model`.
+
+  Leaves are cached_key/cached_value [..., rows, kv_heads, slots, head_dim], cached_valid
+  [..., rows, slots] and cache_index [...], with a leading layer axis when scanned. Heads
+  stay whole when the model axis does not divide them.
+  """
+  def sharding(path, x):
+    name = path[-1].key
+    if name == "cache_index":
+      return NamedSharding(mesh, P())
+    trailing = 3 if name in ("cached_key", "cached_value") else 1
+    lead = (None,) * (x.ndim - trailing - 1)
+    spec = [partitioning.BATCH_AXES] + [None] * trailing
+    if trailing == 3 and x.shape[-3] % mesh.shape["model"] == 0:
+      spec[1] = "model"
+    return NamedSharding(mesh, P(*lead, *spec))
+  return jax.tree_util.tree_map_with_path(sharding, shapes)
+
+
 def kv_cache_fns(network: Decoder, params: Any, rows: int):
   """(empty KV cache for `rows` rows, TokensToLogits through it) for `network`."""
-  shapes = jax.eval_shape(lambda: network.init(
-      jax.random.PRNGKey(0), jnp.zeros((rows, 1), jnp.int32), decode=True)["cache"])
-  cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), kv_cache_shapes(network, rows))
+  return cache, functools.partial(apply_with_cache, network, params)
 
-  def tokens_to_logits(tokens, positions, segment_ids, cache):
-    logits, variables = network.apply(
-        {"params": params, "cache": cache}, tokens, positions=positions,
-        segment_ids=segment_ids, decode=True, mutable=["cache"])
-    return logits, variables["cache"]
 
-  return cache, tokens_to_logits
+def apply_with_cache(network: Decoder, params: Any, tokens: jax.Array, positions: jax.Array,
+                     segment_ids: jax.Array, cache: Any) -> tuple[jax.Array, Any]:
+  """One KV-cache call of `network` (a TokensToLogits once network and params are bound)."""
+  logits, variables = network.apply(
+      {"params": params, "cache": cache}, tokens, positions=positions,
+      segment_ids=segment_ids, decode=True, mutable=["cache"])
+  return logits, variables["cache"]
 
 
 # The KV-cache sampler grows its cache in steps of this many slots: attention reads every
@@ -135,13 +171,7 @@ class DecoderSampler:
     self.cache_growth = cache_growth
     self.mesh = mesh if mesh is not None else partitioning.make_mesh({"data": -1})
     self.use_cache = use_cache
-    boxed = jax.eval_shape(Decoder(config).init, jax.random.PRNGKey(0),
-                           jnp.zeros((1, 1), jnp.int32))["params"]
-    partitioning.check_divisible(boxed, self.mesh)
-    self.param_shardings = partitioning.mesh_shardings(boxed, self.mesh)
-    self.abstract_params = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        nn.meta.unbox(boxed), self.param_shardings)
+    self.abstract_params, self.param_shardings = abstract_params(config, self.mesh)
     self._compiled: dict[tuple[int, SamplingConfig], Any] = {}
 
   @property

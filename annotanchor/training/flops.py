@@ -6,15 +6,12 @@ import time
 import jax
 import jax.numpy as jnp
 
-# Dense bf16 peak per chip, from the vendors' spec sheets.
+from annotanchor.tpu.chips import CHIPS
+
+# Dense bf16 peak per device, from the vendors' spec sheets (TPUs: annotanchor.tpu.chips).
+# Matched by prefix in this order, so a more specific kind comes before its prefixes.
 PEAK_FLOPS_BY_KIND = {
-    "TPU v4": 275e12,
-    "TPU v5 lite": 197e12,  # v5e
-    "TPU v5e": 197e12,
-    "TPU v5": 459e12,  # v5p
-    "TPU v5p": 459e12,
-    "TPU v6 lite": 918e12,  # v6e (Trillium)
-    "TPU v6e": 918e12,
+    **{kind: chip.peak_bf16_flops for chip in CHIPS.values() for kind in chip.device_kinds},
     "NVIDIA H100 80GB HBM3": 989e12,
     "NVIDIA H200": 989e12,
     "NVIDIA A100-SXM4-80GB": 312e12,

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.training import checkpoints, multihost, partitioning, step as step_lib
+from annotanchor.training import checkpoints, multihost, step as step_lib
 from annotanchor.training import train_state
 from annotanchor.training.flops import peak_flops_per_device
 from annotanchor.training.metrics import MetricsWriter
@@ -66,11 +66,9 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
   The data stream is resumed at the restored step (dataset_fn(start_step)), so an
   interrupted and resumed run ends with the same parameters as an uninterrupted one.
   """
-  partitioning.check_batch(batch_size, mesh, microbatches)
-  abstract, shardings = train_state.abstract_state(model, optimizer, mesh)
-  step_fn = step_lib.jit_train_step(
-      step_lib.make_train_step(model, optimizer, schedule, microbatches=microbatches,
-                               nan_policy=nan_policy, mesh=mesh), shardings, mesh)
+  step_fn, abstract, shardings = step_lib.sharded_train_step(
+      model, optimizer, schedule, mesh, batch_size=batch_size, microbatches=microbatches,
+      nan_policy=nan_policy)
   ckpt = checkpoints.Checkpointer(model_dir, save_every=checkpoint_every, keep=keep_checkpoints,
                                   async_save=async_checkpoints)
   latest = ckpt.latest_step()

@@ -99,6 +99,19 @@ def mesh_shardings(boxed_tree: Any, mesh: Mesh, rules=DEFAULT_RULES) -> Any:
   return nn.logical_to_mesh_sharding(logical_specs(boxed_tree), mesh, rules)
 
 
+def sharded_abstract(boxed_tree: Any, mesh: Mesh, rules=DEFAULT_RULES) -> tuple[Any, Any]:
+  """(unboxed ShapeDtypeStructs carrying their shardings, the shardings) of a boxed tree.
+
+  Raises:
+    MeshError: a dimension does not divide by its mesh axes (see check_divisible).
+  """
+  check_divisible(boxed_tree, mesh, rules)
+  shardings = mesh_shardings(boxed_tree, mesh, rules)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          nn.meta.unbox(boxed_tree), shardings)
+  return abstract, shardings
+
+
 def check_divisible(boxed_tree: Any, mesh: Mesh, rules=DEFAULT_RULES) -> None:
   """Fails at start-up when a sharded dimension does not divide by its mesh axes.
 

@@ -9,7 +9,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.training import partitioning
+from annotanchor.training import partitioning, train_state
 from annotanchor.training.train_state import TrainState
 
 NAN_POLICIES = ("skip", "stop", "off")
@@ -37,7 +37,7 @@ def _sum_terms(model, params, batch):
 
 def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
                     schedule: Callable, *, microbatches: int = 1, nan_policy: str = "skip",
-                    mesh=None):
+                    mesh=None, unroll_microbatches: bool = False):
   """Builds `step(state, batch) -> (state, metrics)` (not yet jitted).
 
   Gradients of the loss numerator are summed over microbatches and divided once by the
@@ -52,6 +52,8 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
       gradient norm is not finite; "stop" does the same and the loop then stops with an
       error; "off" applies the update regardless.
     mesh: when set, each microbatch is constrained to the batch sharding.
+    unroll_microbatches: unroll the accumulation loop (XLA's cost analysis counts a loop
+      body once; `annotanchor compile` unrolls to count every microbatch).
   """
   if nan_policy not in NAN_POLICIES:
     raise ValueError(f"nan_policy={nan_policy!r}; expected one of {NAN_POLICIES}")
@@ -71,7 +73,7 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
           jnp.zeros_like,
           jax.eval_shape(lambda: _sum_terms(model, state.params,
                                             jax.tree.map(lambda x: x[0], stacked))))
-      (grads, terms), _ = jax.lax.scan(accumulate, zeros, stacked)
+      (grads, terms), _ = jax.lax.scan(accumulate, zeros, stacked, unroll=unroll_microbatches)
 
     denominator = jnp.where(terms["denominator"] > 0, terms["denominator"], 1.0)
     grads = jax.tree.map(lambda g: g / denominator, grads)
@@ -107,3 +109,22 @@ def jit_train_step(step_fn, state_shardings, mesh):
       in_shardings=(state_shardings, partitioning.batch_sharding(mesh)),
       out_shardings=(state_shardings, replicated),
       donate_argnums=(0,))
+
+
+def sharded_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
+                       schedule: Callable, mesh, *, batch_size: int, microbatches: int = 1,
+                       nan_policy: str = "skip", unroll_microbatches: bool = False):
+  """What the training loop runs and `annotanchor compile` lowers, for one mesh.
+
+  Returns:
+    (jitted step, abstract state with shardings, state shardings).
+
+  Raises:
+    MeshError: the batch or a parameter does not divide by its mesh axes.
+  """
+  partitioning.check_batch(batch_size, mesh, microbatches)
+  abstract, shardings = train_state.abstract_state(model, tx, mesh)
+  step_fn = make_train_step(model, tx, schedule, microbatches=microbatches,
+                            nan_policy=nan_policy, mesh=mesh,
+                            unroll_microbatches=unroll_microbatches)
+  return jit_train_step(step_fn, shardings, mesh), abstract, shardings

@@ -39,12 +39,7 @@ def abstract_state(model, tx, mesh, rules=partitioning.DEFAULT_RULES):
     MeshError: a parameter dimension does not divide by its mesh axes.
   """
   boxed = jax.eval_shape(boxed_init_fn(model, tx), jax.random.PRNGKey(0))
-  partitioning.check_divisible(boxed, mesh, rules)
-  shardings = partitioning.mesh_shardings(boxed, mesh, rules)
-  unboxed = nn.meta.unbox(boxed)
-  abstract = jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), unboxed, shardings)
-  return abstract, shardings
+  return partitioning.sharded_abstract(boxed, mesh, rules)
 
 
 def init_state(model, tx, rng, shardings):

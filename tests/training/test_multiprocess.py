@@ -1,4 +1,5 @@
-"""The training loop as 2 CPU processes x 4 devices (gloo) agrees with one process."""
+"""The training loop as 2 CPU processes x 4 devices (gloo) agrees with one process; the
+checkpoint both wrote restores in a single process on a different mesh."""
 import os
 import socket
 import subprocess
@@ -39,6 +40,13 @@ def test_two_processes_match_one_and_restore_elsewhere(tmp_path):
   single = tiny_setup.run(str(tmp_path / "single"), {"fsdp": 8})
   np.testing.assert_allclose(tiny_setup.logged_losses(multi_dir),
                              tiny_setup.logged_losses(str(tmp_path / "single")), rtol=1e-5)
+
+  # Both processes wrote their shards of every item (Orbax's per-process OCDBT stores).
+  for item in ("params", "opt_state"):
+    for pid in range(2):
+      store = os.path.join(multi_dir, "checkpoints", "3", item, f"ocdbt.process_{pid}")
+      sizes = [os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(store) for f in fs]
+      assert sum(sizes) > 0, f"process {pid} wrote no {item} data under {store}"
 
   # The checkpoint both processes wrote, restored by this one process on another mesh.
   tx, _ = optim.make_optimizer(optim.OptimizerConfig(), 10)

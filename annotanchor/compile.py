@@ -1,0 +1,122 @@
+"""`annotanchor compile` / `python -m annotanchor.compile`: a run's steps compiled for a TPU slice.
+
+  annotanchor compile --gin_file=gin/models/2_5b.gin --gin_file=gin/runs/pretrain_2_5b_50b.gin \
+      --gin.TOPOLOGY="'v5e-64'" --gin.COMPILE_OUTPUT="'compile_2_5b_v5e-64.json'"
+
+Takes the gin files of `annotanchor train` (model, run, MESH) plus a TOPOLOGY, and compiles
+ahead of time, on this (CPU) host, the train step that run would execute and one KV-cache
+decode step, for the slice's chips. Needs libtpu (`pip install -e '.[tpu]'`); no TPU. Prints
+per-chip memory against the chip's HBM, XLA's cost estimate with the roofline step time
+and the MFU it implies, and the train state's shardings; COMPILE_OUTPUT also gets JSON.
+gin/runs/compile.gin (its settings) is included before the given files.
+
+Exit status: 0 every step fits, 1 a step does not fit (the message names by how much and
+the largest arrays), 2 bad configuration (or libtpu missing).
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":
+  from annotanchor.gin_utils import run_module_main
+  run_module_main("annotanchor.compile")
+
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+import gin
+
+from annotanchor import gin_utils, train as train_lib
+from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.tpu import aot, report
+from annotanchor.tpu.chips import GIB, TopologyError, parse_topology
+from annotanchor.training import partitioning
+
+COMPILE_GIN = "gin/runs/compile.gin"
+# train() arguments that compiling needs bound.
+_NEEDED = ("model_config", "batch_size", "task_feature_lengths")
+
+
+class CompileSetupError(ValueError):
+  """The gin files do not describe a run, or libtpu is missing."""
+
+
+@gin.configurable
+def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = None,
+                  decode_rows: int | None = None, decode_slots: int | None = None,
+                  hbm_gib: float | None = None, gin_files: Sequence[str] = ()) -> dict[str, Any]:
+  """Compiles the configured run's train step and a decode step for `topology`.
+
+  Args:
+    topology: the TPU slice ("v5e-64", "v5e:8x8"); see annotanchor.tpu.chips.
+    output_path: where to write the result as JSON (None: not written).
+    decode_rows: decode batch (default the train batch); 0 skips the decode step.
+    decode_slots: decode cache length (default the train sequence length).
+    hbm_gib: HBM per chip to check against (default the chip's), e.g. to keep a reserve.
+    gin_files: the run's gin files, recorded in the result (main passes them).
+
+  Returns:
+    The result: run settings, one summary per step (annotanchor.tpu.report) and "fits".
+  """
+  if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
+    raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
+  run = train_lib.configured_arguments()
+  missing = [name for name in _NEEDED if run[name] is gin.REQUIRED]
+  if missing:
+    raise CompileSetupError(
+        f"the gin files bind no train.train.{missing[0]}: pass the model and run gin files "
+        f"that `annotanchor train` would get (e.g. gin/models/1b.gin and a gin/runs/ file)")
+  reason = aot.libtpu_missing_reason()
+  if reason:
+    raise CompileSetupError(reason)
+  slice_ = parse_topology(topology)
+  if hbm_gib is not None:
+    chip = dataclasses.replace(slice_.chip, hbm_bytes=int(hbm_gib * GIB))
+    slice_ = dataclasses.replace(slice_, chip=chip)
+  config = run["model_config"]
+  length = int(run["task_feature_lengths"]["targets"])
+  batch_size = int(run["batch_size"])
+  mesh = partitioning.make_mesh(run["mesh"] or {"data": -1}, aot.topology_devices(slice_))
+  model, tx, schedule = train_lib.model_and_optimizer(
+      config, run["optimizer"], run["train_steps"], z_loss=run["z_loss"],
+      loss_normalization=run["loss_normalization"])
+
+  logging.info("Compiling the train step for %s (mesh %s)", slice_.name, dict(mesh.shape))
+  steps = [aot.compile_train_step(
+      model, tx, schedule, mesh, batch_size=batch_size, length=length,
+      microbatches=run["microbatches"], nan_policy=run["nan_policy"], pack=run["pack"])]
+  rows = batch_size if decode_rows is None else decode_rows
+  if rows:
+    logging.info("Compiling a decode step (%d rows, %s cache slots)", rows,
+                 decode_slots or length)
+    steps.append(aot.compile_decode_step(config, mesh, rows=rows, slots=decode_slots or length))
+
+  model_flops = config.flops_per_token(length) * batch_size * length
+  summaries = [report.step_summary(steps[0], slice_, model_flops)]
+  summaries += [report.step_summary(s, slice_) for s in steps[1:]]
+  result = {
+      "config": " + ".join(gin_files) or "(gin bindings)", "topology": slice_.name, "libtpu_topology": slice_.libtpu_name,
+      "chips": slice_.num_chips, "chip": slice_.chip.name,
+      "peak_bf16_flops_per_chip": slice_.chip.peak_bf16_flops,
+      "hbm_bandwidth_per_chip": slice_.chip.hbm_bandwidth, "mesh": dict(mesh.shape),
+      "batch_size": batch_size, "length": length, "microbatches": run["microbatches"],
+      "decode_rows": rows, "decode_slots": decode_slots or length,
+      "num_params": config.num_params(), "model_flops_per_step": model_flops,
+      "remat_policy": config.remat_policy, "dtype": config.dtype,
+      "steps": summaries, "fits": all(s["fits"] for s in summaries)}
+  print(report.render_text(result, slice_), flush=True)
+  if output_path:
+    write_atomic(output_path, json.dumps(result, indent=1) + "\n")
+  return result
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Exit status: 0 fits, 1 does not fit, 2 bad configuration or libtpu missing."""
+  argv = sys.argv[1:] if argv is None else list(argv)
+  files = lambda: gin_utils.split_gin_flags(argv)[0]  # Called once parsing has succeeded.
+  return gin_utils.run_main(
+      "compile", lambda: compile_steps(gin_files=files()), [f"--gin_file={COMPILE_GIN}", *argv],
+      doc=__doc__,
+      user_errors=(CompileSetupError, TopologyError, partitioning.MeshError, ValueError),
+      exit_code=lambda result: 0 if result["fits"] else 1, finalize=False)
