@@ -2,23 +2,15 @@
 import json
 import os
 
-import flax.linen as nn
 import gin
-import jax
-import jax.numpy as jnp
-import orbax.checkpoint as ocp
 import pytest
 import seqio
 
 from annotanchor import infer as infer_lib
 from annotanchor.evaluation.samples import read_samples
-from annotanchor.model.config import TransformerConfig
-from annotanchor.model.transformer import Decoder
+from tests import random_checkpoint
 
-# gin/models/tiny.gin's shape; vocabulary: ByteVocabulary's 3 special ids + 256 bytes,
-# padded to a multiple of the mesh's model axis.
-CFG = TransformerConfig(vocab_size=264, d_model=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                        head_dim=16, mlp_dim=192, max_len=128, qk_norm=True, init_std=0.1)
+CFG = random_checkpoint.TINY_BYTES
 PROMPTS = [{"id": "a", "prompt": "Tell a story."}, {"id": "b", "prompt": "A dragon."},
            {"prompt": "Sea."}]
 
@@ -26,12 +18,7 @@ PROMPTS = [{"id": "a", "prompt": "Tell a story."}, {"id": "b", "prompt": "A drag
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
   """MODEL_DIR/checkpoints/7/params, as the trainer lays it out."""
-  model_dir = tmp_path_factory.mktemp("model")
-  params = nn.meta.unbox(Decoder(CFG).init(jax.random.PRNGKey(0),
-                                           jnp.zeros((1, 4), jnp.int32))["params"])
-  with ocp.StandardCheckpointer() as ckpt:
-    ckpt.save(os.path.join(model_dir, "checkpoints", "7", "params"), params)
-  return str(model_dir)
+  return random_checkpoint.save(str(tmp_path_factory.mktemp("model")), CFG, step=7)
 
 
 @pytest.fixture()

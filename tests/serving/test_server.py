@@ -1,38 +1,26 @@
 """The API over a tiny random checkpoint, in process: shapes, options, errors, batching."""
 import concurrent.futures
 import json
-import os
 import threading
 import urllib.error
 import urllib.request
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import orbax.checkpoint as ocp
 import pytest
 import seqio
 
 from annotanchor.decoding.model_sampler import restore_sampler
-from annotanchor.model.config import TransformerConfig
-from annotanchor.model.transformer import Decoder
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
 from annotanchor.serving.protocol import Limits
 from annotanchor.serving.server import API, make_server
+from tests import random_checkpoint
 
-CFG = TransformerConfig(vocab_size=264, d_model=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                        head_dim=16, mlp_dim=192, max_len=128, qk_norm=True, init_std=0.1)
+CFG = random_checkpoint.TINY_BYTES
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-  model_dir = tmp_path_factory.mktemp("model")
-  params = nn.meta.unbox(Decoder(CFG).init(jax.random.PRNGKey(0),
-                                           jnp.zeros((1, 4), jnp.int32))["params"])
-  with ocp.StandardCheckpointer() as ckpt:
-    ckpt.save(os.path.join(model_dir, "checkpoints", "3", "params"), params)
-  return str(model_dir)
+  return random_checkpoint.save(str(tmp_path_factory.mktemp("model")), CFG, step=3)
 
 
 def start(checkpoint, mode, max_batch=4, window_s=0.2):
