@@ -16,6 +16,7 @@ import time
 
 import tasks  # noqa: F401  (registers the storyworld tasks)
 from annotanchor.data import pipeline
+from annotanchor.evaluation.atomic import write_atomic
 from tasks.storyworld import corpus
 
 NAMES = ("storyworld_pretrain", "storyworld_anchored_sft_mixture")
@@ -61,11 +62,7 @@ def main() -> None:
                         for n in NAMES]}
   text = json.dumps(report, indent=2)
   print(text)
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  temporary = args.output + ".tmp"
-  with open(temporary, "w") as f:
-    f.write(text + "\n")
-  os.replace(temporary, args.output)
+  write_atomic(args.output, text + "\n")
 
 
 if __name__ == "__main__":

@@ -181,9 +181,8 @@ def main(argv=None) -> int:
   output = args.output or (None if args.quick else os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "results", "decode_throughput.json"))
   if output:
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    with open(output, "w") as f:
-      f.write(text + "\n")
+    from annotanchor.evaluation.atomic import write_atomic
+    write_atomic(output, text + "\n")
   return 0
 
 

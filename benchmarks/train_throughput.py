@@ -294,9 +294,8 @@ def main(argv=None) -> dict:
   text = json.dumps(report, indent=2)
   print(text)
   if args.output:
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-      f.write(text + "\n")
+    from annotanchor.evaluation.atomic import write_atomic
+    write_atomic(args.output, text + "\n")
   return report
 
 
