@@ -19,7 +19,7 @@ import gin
 import numpy as np
 
 from annotanchor import gin_utils
-from annotanchor.evaluation import compare, diversity, plots, quality, report
+from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report
 from annotanchor.evaluation.embedding import EmbeddingsUnavailable, MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeError, JudgeQuality
@@ -213,6 +213,13 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       for a in order:
         out_arms[a]["quality"][n] = figs.estimate(a).to_dict()
 
+  # Whether responses realize their sampled annotations (needs a response-side labeller).
+  adherent = {}
+  if attrs and not isinstance(labeller, AnnotationTagLabeller):
+    adherent = adherence.adherence_by_arm(
+        {a: [s for row in arms.by_arm[a] for s in row] for a in order}, sft_arm,
+        AnnotationTagLabeller(), labeller, attrs)
+
   files = ({k: os.fspath(v) for k, v in sample_files.items()}
            if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])
   result = {
@@ -233,6 +240,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
           "rel_tol": rel_tol, "interval": "paired percentile bootstrap over prompts"},
       "arms": out_arms,
       "comparisons": comparisons,
+      "annotation_adherence": adherent,
   }
   report.write_report(result, output_dir)
   if write_plots:

@@ -6,9 +6,12 @@ report.json layout:
    "settings": {...},
    "arms": {arm: {"diversity": {metric: E}, "quality": {name: E},
                   "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float}}},
-   "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}}}
+   "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}},
+   "annotation_adherence": {arm: {attr: {"all": S, "outside_sft_modes": S}}}}
 
-with E = {"value": float|null, "ci": [low, high]|null, "reason": str (only when null)}.
+with E = {"value": float|null, "ci": [low, high]|null, "reason": str (only when null)} and
+S = {"follows": float|null, "count": int} (see evaluation/adherence.py; only arms that
+sample annotations, and only with a response-side labeller).
 """
 import json
 from typing import List, Optional
@@ -87,9 +90,29 @@ def render_markdown(report: dict) -> str:
                     [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
                                f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
                      for attr in attrs])
+  lines += _adherence_lines(report.get("annotation_adherence") or {})
   if notes:
     lines += ["## Notes", "", *notes, ""]
   return "\n".join(lines)
+
+
+def _adherence_lines(adherence: dict) -> List[str]:
+  """The annotation-adherence table: share following (samples) per attribute and arm."""
+  if not adherence:
+    return []
+  arms = list(adherence)
+  attrs = list(next(iter(adherence.values())))
+
+  def cell(share: dict) -> str:
+    return "n/a (0)" if share["follows"] is None else f"{share['follows']:.2f} ({share['count']})"
+
+  header = ["attribute"] + [f"{a}: all" for a in arms] + [f"{a}: outside SFT modes" for a in arms]
+  rows = [[attr] + [cell(adherence[a][attr]["all"]) for a in arms]
+          + [cell(adherence[a][attr]["outside_sft_modes"]) for a in arms] for attr in attrs]
+  return ["## Annotation adherence (arms that sample an annotation)", "",
+          "Share of samples whose response realizes the value its annotation names (samples "
+          "counted in parentheses); *outside SFT modes*: annotation values the standard-SFT "
+          "arm's responses never take.", "", *_table(header, rows)]
 
 
 def write_report(report: dict, output_dir: str) -> List[str]:
