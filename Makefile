@@ -52,6 +52,8 @@ experiments: $(STAMP)
 	  $(EXPERIMENT) --gin_file=gin/experiments/sft_entropy_sweep.gin \
 	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s']" \
 	    --gin.OUTPUT_DIR="'runs/experiments/sft_support_$$s'" || exit 1; done
+	$(EXPERIMENT) --gin_file=gin/experiments/sft_tail.gin \
+	  --gin.OUTPUT_DIR="'runs/experiments/sft_tail'"
 	for m in tiny demo small; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \

@@ -111,7 +111,7 @@ def _dry_run_commands(capsys, gin_file: str) -> set[str]:
 
 @pytest.mark.parametrize("experiment", ["sft_only_annotations", "no_annotation_sampling",
                                         "annotation_only_rate", "no_annotation_masking",
-                                        "temperature_sweep"])
+                                        "temperature_sweep", "sft_steps"])
 def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   shared = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
   # Every train and infer command of the demo, verbatim (so an experiment in the demo's
@@ -122,3 +122,11 @@ def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   assert shared <= commands
   added = commands - shared
   assert len(added) >= 2 and any(" evaluate " in c for c in added)
+
+
+def test_sft_tail_changes_the_corpus_of_every_step(capsys):
+  commands = _dry_run_commands(capsys, "gin/experiments/sft_tail.gin")
+  steps = [c for c in commands if " train " in c or " infer " in c]
+  assert len(steps) == 7  # four trainings, three samplings
+  for binding in ("StoryworldConfig.sft_support=8", "StoryworldConfig.sft_skew=3.0"):
+    assert all(binding in c for c in steps), binding
