@@ -45,7 +45,7 @@ demo: $(STAMP)
 EXPERIMENT := $(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
 experiments: $(STAMP)
 	for e in sft_only_annotations no_annotation_sampling annotation_only_rate \
-	    no_annotation_masking temperature_sweep sft_steps; do \
+	    no_annotation_masking temperature_sweep sft_steps sft_matched; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/$$e.gin --gin.OUTPUT_DIR="'runs/experiments'" \
 	    || exit 1; done
 	for s in 1 2 4 8; do \

@@ -111,7 +111,7 @@ def _dry_run_commands(capsys, gin_file: str) -> set[str]:
 
 @pytest.mark.parametrize("experiment", ["sft_only_annotations", "no_annotation_sampling",
                                         "annotation_only_rate", "no_annotation_masking",
-                                        "temperature_sweep", "sft_steps"])
+                                        "temperature_sweep", "sft_steps", "sft_matched"])
 def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   shared = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
   # Every train and infer command of the demo, verbatim (so an experiment in the demo's
