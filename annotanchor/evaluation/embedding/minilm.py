@@ -108,7 +108,11 @@ class MiniLMEmbedder:
     self.batch_size = batch_size
 
   def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
-    return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+    # One 2-D matmul: numpy runs a stacked [B, L, H] @ [H, F] as B small products, 4x
+    # slower here than the [B*L, H] product BLAS gets in one call.
+    weight = self.w[name + ".weight"]
+    y = x.reshape(-1, x.shape[-1]) @ weight.T + self.w[name + ".bias"]
+    return y.reshape(*x.shape[:-1], weight.shape[0])
 
   def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(B, L) ids and mask -> (B, L, H) last hidden states."""
