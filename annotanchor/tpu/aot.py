@@ -24,6 +24,7 @@ import dataclasses
 import importlib.util
 import math
 import os
+import time
 from typing import Any, Callable
 
 import jax
@@ -139,6 +140,8 @@ class CompiledStep:
     cost: per-chip cost, depth-corrected for scanned layers (module docstring).
     arrays: every input array with its sharding, largest per-chip share first.
     error: XLA's message when compilation failed (e.g. out of HBM); memory is then None.
+    compile_seconds: wall seconds to trace, lower and compile the real step (the
+      loop-free compiles for the cost come on top).
   """
 
   name: str
@@ -146,6 +149,7 @@ class CompiledStep:
   cost: Cost | None
   arrays: list[ArrayShard]
   error: str | None = None
+  compile_seconds: float | None = None
 
 
 def array_shards(tree: Any, prefix: str) -> list[ArrayShard]:
@@ -222,6 +226,7 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
     MeshError: the batch or a parameter does not divide by its mesh axes.
   """
   partitioning.check_batch(batch_size, mesh, microbatches)
+  start = time.perf_counter()
   rows = batch_size // microbatches
   batch = abstract_batch(batch_size, length, mesh, pack)
 
@@ -237,11 +242,12 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
   arrays = array_shards(abstract, "state") + array_shards(batch, "batch")
   arrays.sort(key=lambda a: -a.bytes_per_chip)
   compiled, error = _compile(lambda: lowered)
+  seconds = time.perf_counter() - start
   if compiled is None:
-    return CompiledStep("train", None, None, arrays, error)
+    return CompiledStep("train", None, None, arrays, error, seconds)
   cost = _loop_corrected_cost(compiled, model.config, microbatches,
                               lambda c, m: lower_at(c, m)[0])
-  return CompiledStep("train", Memory.of(compiled), cost, arrays)
+  return CompiledStep("train", Memory.of(compiled), cost, arrays, compile_seconds=seconds)
 
 
 def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
@@ -281,12 +287,14 @@ def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
                                       donate_argnums=(1,))
     return jitted.lower(params, cache, token, token), (params, cache)
 
+  start = time.perf_counter()
   lowered, (params, cache) = lower_at(config)
   arrays = array_shards(params, "params") + array_shards(cache, "cache")
   arrays.sort(key=lambda a: -a.bytes_per_chip)
   compiled, error = _compile(lambda: lowered)
+  seconds = time.perf_counter() - start
   if compiled is None:
-    return CompiledStep("decode", None, None, arrays, error)
+    return CompiledStep("decode", None, None, arrays, error, seconds)
   cost = _loop_corrected_cost(compiled, config, 1, lambda c, m: lower_at(c)[0])
-  return CompiledStep("decode", Memory.of(compiled), cost, arrays)
+  return CompiledStep("decode", Memory.of(compiled), cost, arrays, compile_seconds=seconds)
 

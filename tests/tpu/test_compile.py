@@ -58,6 +58,10 @@ def test_tiny_train_and_decode_steps_compile_for_v5e(tmp_path):
   assert cost["estimated_step_seconds"] == max(cost["compute_seconds"], cost["hbm_seconds"])
   assert 0 < train["mfu"] < 1
   assert decode["memory"]["total"] > 0 and decode["mfu"] is None
+  # Compile wall times: each step's own, then all compiles (the cost's loop-free ones too).
+  assert 0 < train["compile_seconds"] and 0 < decode["compile_seconds"]
+  assert train["compile_seconds"] + decode["compile_seconds"] < result["wall_seconds"]
+  assert result["cpu_seconds"] > 0 and "all compiles" in proc.stdout
   assert "per chip of 16.00 GiB HBM (fits)" in proc.stdout and "MFU <=" in proc.stdout
 
 
