@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from typing import Any, Sequence
 
 import gin
@@ -57,8 +58,10 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
     gin_files: the run's gin files, recorded in the result (main passes them).
 
   Returns:
-    The result: run settings, one summary per step (annotanchor.tpu.report) and "fits".
+    The result: run settings, one summary per step (annotanchor.tpu.report), "fits", and
+    the wall and CPU (all threads) seconds of all the compiles.
   """
+  start_wall, start_cpu = time.perf_counter(), time.process_time()
   if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
     raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
   run = train_lib.configured_arguments()
@@ -104,7 +107,9 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
       "decode_rows": rows, "decode_slots": decode_slots or length,
       "num_params": config.num_params(), "model_flops_per_step": model_flops,
       "remat_policy": config.remat_policy, "dtype": config.dtype,
-      "steps": summaries, "fits": all(s["fits"] for s in summaries)}
+      "steps": summaries, "fits": all(s["fits"] for s in summaries),
+      "wall_seconds": time.perf_counter() - start_wall,
+      "cpu_seconds": time.process_time() - start_cpu}
   print(report.render_text(result, slice_), flush=True)
   if output_path:
     write_atomic(output_path, json.dumps(result, indent=1) + "\n")

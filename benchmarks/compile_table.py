@@ -9,7 +9,8 @@ GIB = 2**30
 
 
 def row(result: dict) -> str:
-  """One table line: model, slice, mesh, per-chip memory against HBM, roofline and MFU."""
+  """One table line: model, slice, mesh, per-chip memory against HBM, roofline, MFU and
+  compile wall time (the train step's, then every compile of the entry)."""
   train, *decode = result["steps"]
   model = result["config"].split(" + ")[0].rsplit("/", 1)[-1].removesuffix(".gin")
   mesh = "x".join(f"{k}{v}" for k, v in result["mesh"].items() if v > 1) or "1"
@@ -28,15 +29,18 @@ def row(result: dict) -> str:
                if cost else "-")
   mfu = f"{train['mfu']:.0%}" if train["mfu"] is not None else "-"
   decode_cell = memory(decode[0]) if decode else "-"
+  compile_time = (f"{train['compile_seconds']:.0f} s (all {result['wall_seconds']:.0f} s)"
+                  if train.get("compile_seconds") is not None else "-")
   return (f"| {model} | {result['num_params'] / 1e9:.2f}B | {result['topology']} | {mesh} | "
           f"{result['batch_size']}x{result['length']}, {result['microbatches']} mb | "
-          f"{memory(train)} | {step_time} | {mfu} | {decode_cell} |")
+          f"{memory(train)} | {step_time} | {mfu} | {decode_cell} | {compile_time} |")
 
 
 def main(paths: list[str]) -> None:
   print("| model | params | slice | mesh | batch | train step memory per chip | roofline "
-        "step time | MFU (upper bound) | decode step memory per chip |")
-  print("|---|---|---|---|---|---|---|---|---|")
+        "step time | MFU (upper bound) | decode step memory per chip | train step compile "
+        "(wall) |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   results = [json.load(open(p)) for p in paths]
   for result in sorted(results, key=lambda r: (r["num_params"], r["chips"])):
     print(row(result))

@@ -199,8 +199,9 @@ class DecoderSampler:
 
     rows = partitioning.batch_sharding(self.mesh)
     replicated = NamedSharding(self.mesh, P())
-    return jax.jit(run, in_shardings=(self.param_shardings, rows, rows, replicated),
-                   out_shardings=SampleOutput(tokens=rows, lengths=rows, stopped=rows))
+    return partitioning.logical_jit(
+        run, self.mesh, in_shardings=(self.param_shardings, rows, rows, replicated),
+        out_shardings=SampleOutput(tokens=rows, lengths=rows, stopped=rows))
 
   def __call__(self, params: Any, prompts: np.ndarray, prompt_lengths: np.ndarray,
                rng: jax.Array, sampling: SamplingConfig) -> SampleOutput:

@@ -186,6 +186,34 @@ def causal_attention(q, k, v, mask, dtype, chunk: int = CAUSAL_QUERY_CHUNK):
   return out.astype(dtype)
 
 
+class Projection(nn.Module):
+  """nn.DenseGeneral without bias (same "kernel" parameter, same dot_general), with the
+  kernel created at its full shape.
+
+  flax's DenseGeneral creates a kernel of several input or output axes flat, as
+  [prod(in), prod(out)], and reshapes the boxed value; on every `apply` it re-runs that
+  initializer under eval_shape to check shapes, and once logical-axis rules and a mesh are
+  in scope (partitioning.logical_jit) unboxing the flat kernel applies its 3-name
+  constraint to a 2-D array, which fails. The attention projections use this instead.
+  """
+
+  features: int | tuple[int, ...]
+  dtype: jnp.dtype
+  param_dtype: jnp.dtype
+  kernel_init: object
+  axis: int | tuple[int, ...] = -1
+
+  @nn.compact
+  def __call__(self, x):
+    features = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+    axis = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+    axis = tuple(sorted(a % x.ndim for a in axis))
+    kernel = self.param("kernel", self.kernel_init,
+                        tuple(x.shape[a] for a in axis) + features, self.param_dtype)
+    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+    return jax.lax.dot_general(x, kernel, ((axis, tuple(range(len(axis)))), ((), ())))
+
+
 class Attention(nn.Module):
   """Grouped-query self-attention with rotary embeddings, packing and a decode cache.
 
@@ -207,8 +235,7 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x, positions, segment_ids):
     cfg = self.config
-    dense = functools.partial(
-        nn.DenseGeneral, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+    dense = functools.partial(Projection, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
     q = dense((cfg.num_heads, cfg.head_dim), name="query",
               kernel_init=logical_init(cfg.init_std, ("embed", "heads", "kv")))(x)
     k = dense((cfg.num_kv_heads, cfg.head_dim), name="key",

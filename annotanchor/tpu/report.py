@@ -28,12 +28,14 @@ def step_summary(step: CompiledStep, topology: Topology,
 
   Returns:
     {"step", "fits", "hbm_bytes_per_chip", "memory" (bytes per chip, total included),
-     "cost" (per chip, with the roofline estimate), "mfu", "arrays" (every input array
-     with its sharding), "error"}; memory/cost/mfu are None when XLA refused to compile.
+     "cost" (per chip, with the roofline estimate), "mfu", "compile_seconds", "arrays"
+     (every input array with its sharding), "error"}; memory/cost/mfu are None when XLA
+     refused to compile.
   """
   chip = topology.chip
   summary: dict[str, Any] = {"step": step.name, "hbm_bytes_per_chip": chip.hbm_bytes,
                              "memory": None, "cost": None, "mfu": None, "error": step.error,
+                             "compile_seconds": step.compile_seconds,
                              "arrays": [dataclasses.asdict(a) for a in step.arrays]}
   if step.memory is not None:
     summary["memory"] = {**dataclasses.asdict(step.memory), "total": step.memory.total}
@@ -99,7 +101,8 @@ def render_text(result: dict[str, Any], topology: Topology) -> str:
         f"  {name}: {_gib(m['total'])} per chip of {_gib(summary['hbm_bytes_per_chip'])} HBM "
         f"({'fits' if summary['fits'] else 'DOES NOT FIT'}): arguments {_gib(m['arguments'])}, "
         f"outputs {_gib(m['outputs'])} (aliased {_gib(m['aliased'])}), temporaries "
-        f"{_gib(m['temporaries'])}, generated code {_gib(m['generated_code'])}")
+        f"{_gib(m['temporaries'])}, generated code {_gib(m['generated_code'])}; compiled in "
+        f"{summary['compile_seconds']:.0f} s")
     if not summary["fits"]:
       out.append("  " + does_not_fit(summary, topology))
     c = summary["cost"]
@@ -123,4 +126,7 @@ def render_text(result: dict[str, Any], topology: Topology) -> str:
   out.append(f"  optimizer state: {len(moments)} arrays, {per_chip(moments)} per chip; the Adam "
              f"moments take their parameter's sharding (every array and its sharding is in the "
              f"JSON output)")
+  if "wall_seconds" in result:
+    out.append(f"  all compiles (the cost's loop-free ones included): {result['wall_seconds']:.0f} s "
+               f"wall, {result['cpu_seconds']:.0f} s CPU")
   return "\n".join(out)

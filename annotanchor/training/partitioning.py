@@ -21,11 +21,17 @@ data+fsdp and `embed` stays whole, while for a weight [embed, mlp] `embed` goes 
   | length    | -               | sequence                                  |
   | kv        | -               | head width                                |
   | layers    | -               | the stacked layer axis under nn.scan      |
+
+Parameters get their shardings from these rules through jit's in/out shardings; the
+model's activation constraints (`layers.constrain`, flax's `with_logical_constraint`)
+apply only while the rules and a mesh are in scope, which `logical_jit` arranges for
+every step it jits (train, decode).
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -87,6 +93,29 @@ def make_mesh(degrees: Mapping[str, int], devices: Sequence[jax.Device] | None =
   shape = mesh_shape(degrees, len(devices))
   auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
   return jax.make_mesh(shape, MESH_AXES, axis_types=auto, devices=devices)
+
+
+def logical_jit(fn: Callable, mesh: Mesh, rules=DEFAULT_RULES, **jit_kwargs):
+  """`jax.jit(fn, **jit_kwargs)` with `rules` and `mesh` in scope while `fn` is traced.
+
+  Flax's `nn.with_logical_constraint` (the model's `constrain`) returns its input
+  unchanged unless logical-axis rules are set (`nn.logical_axis_rules`) and a mesh is in
+  context (`jax.sharding.get_abstract_mesh()` non-empty); without them XLA chooses the
+  activations' layouts itself and may gather them over `fsdp`. `jax.set_mesh` may not be
+  entered inside a jit trace, so the abstract mesh is set instead, around the traced
+  body: every trace (a call, `.lower`, `.trace`) sees the rules, wherever it starts.
+
+  Args:
+    fn: the step to jit.
+    mesh: the mesh its arguments' shardings live on.
+    rules: logical axis -> mesh axes.
+    **jit_kwargs: passed to `jax.jit` (in_shardings, out_shardings, donate_argnums, ...).
+  """
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    with nn.logical_axis_rules(rules), jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return fn(*args, **kwargs)
+  return jax.jit(traced, **jit_kwargs)
 
 
 def logical_specs(boxed_tree: Any) -> Any:

@@ -102,10 +102,11 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
 
 
 def jit_train_step(step_fn, state_shardings, mesh):
-  """jax.jit with state and batch shardings and the old state donated."""
+  """jax.jit with state and batch shardings, the old state donated, and the logical-axis
+  rules in scope so the model's activation constraints apply (partitioning.logical_jit)."""
   replicated = NamedSharding(mesh, P())
-  return jax.jit(
-      step_fn,
+  return partitioning.logical_jit(
+      step_fn, mesh,
       in_shardings=(state_shardings, partitioning.batch_sharding(mesh)),
       out_shardings=(state_shardings, replicated),
       donate_argnums=(0,))

@@ -1,5 +1,6 @@
 """The sampler over the real Decoder: cached logits equal the full forward pass; meshes agree."""
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,19 @@ def test_sampler_agrees_without_cache_and_across_meshes():
   np.testing.assert_array_equal(cached.tokens, other.tokens)
   assert other.tokens.sharding.spec[0] == partitioning.BATCH_AXES
   assert len({tuple(t) for t in np.asarray(cached.tokens).reshape(8, -1)}) > 4
+
+
+def test_decode_step_carries_the_activation_constraints():
+  """The sampler traces the Decoder with the logical-axis rules in scope (logical_jit):
+  rows over data+fsdp, query heads over model."""
+  sampler = DecoderSampler(CFG, partitioning.make_mesh({"data": 2, "model": 2}, jax.devices()[:4]))
+  prompts, lengths = left_pad(PROMPTS + [[1, 2]])
+  config = SamplingConfig(max_new_tokens=3, num_decodes=2, eos_id=-1)
+  text = sampler._build(prompts.shape[1], config).lower(
+      params_for(CFG), prompts, lengths, jax.random.key(0)).as_text()
+  # Queries of the 8 rows (4 prompts x 2 decodes), one new token: [8, 1, 4 heads, 8].
+  assert re.search(r'sdy\.sharding_constraint [^<]*<@\w+, \[\{"data", "fsdp"\}, \{\}, '
+                   r'\{"model"\}, \{\}\]> : tensor<8x1x4x8xf32>', text)
 
 
 def test_growing_cache_agrees_with_full_forward_passes():

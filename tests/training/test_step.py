@@ -1,4 +1,7 @@
-"""The train step: accumulation equals the big batch, the NaN guard, masking."""
+"""The train step: accumulation equals the big batch, the NaN guard, masking, the
+activation sharding constraints."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,3 +95,30 @@ def test_stop_policy_stops_the_loop(tmp_path):
                     mesh=partitioning.make_mesh({"data": 8}), dataset_fn=poisoned,
                     model_dir=str(tmp_path), train_steps=6, batch_size=8, nan_policy="stop",
                     log_every=2, progress_bar=False, peak_flops=1e12)
+
+
+def _sharding_constraints(lowered_text: str) -> set[tuple[str, str]]:
+  """(mesh axes per dimension, tensor type) of every sharding constraint in lowered StableHLO."""
+  found = re.findall(r"sdy\.sharding_constraint [^<]*<@\w+, \[(.*?)\]> : tensor<([^>]*)>",
+                     lowered_text)
+  return {(re.sub(r"\s", "", axes), shape) for axes, shape in found}
+
+
+def test_activation_constraints_reach_the_lowered_train_step():
+  """The model's logical activation constraints (layers.constrain) are in the step XLA gets:
+  rows over data+fsdp, heads and MLP width over model. Without the rules and a mesh in
+  scope while tracing they were silently dropped, and XLA laid activations out freely."""
+  model = DecoderOnlyModel(tiny_setup.TINY)  # d_model 32, 8 heads (4 kv) of 8, mlp 64.
+  tx, schedule = optim.make_optimizer(optim.OptimizerConfig(warmup_steps=0), 10)
+  mesh = partitioning.make_mesh({"data": 2, "fsdp": 2, "model": 2})
+  step, abstract, _ = step_lib.sharded_train_step(model, tx, schedule, mesh, batch_size=8)
+  constraints = _sharding_constraints(step.lower(abstract, tiny_setup.packed_batch(0)).as_text())
+  rows = '{"data","fsdp"}'
+  expected = {
+      (f"{rows},{{}},{{}}", "8x16x32xf32"),  # Residual stream [batch, length, embed].
+      (f'{rows},{{}},{{"model"}},{{}}', "8x16x8x8xf32"),  # Queries [.., heads, kv].
+      (f'{rows},{{}},{{"model"}},{{}}', "8x16x4x8xf32"),  # Keys, values [.., kv_heads, kv].
+      # MLP hidden [.., mlp] and logits [.., vocab], both 64 wide.
+      (f'{rows},{{}},{{"model"}}', "8x16x64xf32"),
+  }
+  assert expected <= constraints, sorted(constraints)
