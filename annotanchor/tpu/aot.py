@@ -181,6 +181,19 @@ def _compile(lower: Callable[[], Any]):
     return None, str(e)
 
 
+def _compiled_step(name: str, lowered, arrays: list[ArrayShard], start: float,
+                   cost_of: Callable[[Any], Cost | None]) -> CompiledStep:
+  """Compiles `lowered` and summarizes it (largest arrays first); `start`: when the
+  trace began, for compile_seconds; `cost_of(compiled)`: its loop-corrected cost."""
+  arrays = sorted(arrays, key=lambda a: -a.bytes_per_chip)
+  compiled, error = _compile(lambda: lowered)
+  seconds = time.perf_counter() - start
+  if compiled is None:
+    return CompiledStep(name, None, None, arrays, error, seconds)
+  return CompiledStep(name, Memory.of(compiled), cost_of(compiled), arrays,
+                      compile_seconds=seconds)
+
+
 def _loop_corrected_cost(compiled, config: TransformerConfig, microbatches: int,
                          compile_at: Callable[[TransformerConfig, int], Any]) -> Cost | None:
   """The step's per-chip cost with every layer and microbatch counted (module docstring).
@@ -240,14 +253,8 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
 
   lowered, abstract = lower_at(model.config, microbatches, unroll=False)
   arrays = array_shards(abstract, "state") + array_shards(batch, "batch")
-  arrays.sort(key=lambda a: -a.bytes_per_chip)
-  compiled, error = _compile(lambda: lowered)
-  seconds = time.perf_counter() - start
-  if compiled is None:
-    return CompiledStep("train", None, None, arrays, error, seconds)
-  cost = _loop_corrected_cost(compiled, model.config, microbatches,
-                              lambda c, m: lower_at(c, m)[0])
-  return CompiledStep("train", Memory.of(compiled), cost, arrays, compile_seconds=seconds)
+  return _compiled_step("train", lowered, arrays, start, lambda compiled: _loop_corrected_cost(
+      compiled, model.config, microbatches, lambda c, m: lower_at(c, m)[0]))
 
 
 def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
@@ -290,11 +297,6 @@ def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
   start = time.perf_counter()
   lowered, (params, cache) = lower_at(config)
   arrays = array_shards(params, "params") + array_shards(cache, "cache")
-  arrays.sort(key=lambda a: -a.bytes_per_chip)
-  compiled, error = _compile(lambda: lowered)
-  seconds = time.perf_counter() - start
-  if compiled is None:
-    return CompiledStep("decode", None, None, arrays, error, seconds)
-  cost = _loop_corrected_cost(compiled, config, 1, lambda c, m: lower_at(c)[0])
-  return CompiledStep("decode", Memory.of(compiled), cost, arrays, compile_seconds=seconds)
+  return _compiled_step("decode", lowered, arrays, start, lambda compiled: _loop_corrected_cost(
+      compiled, config, 1, lambda c, m: lower_at(c)[0]))
 
