@@ -45,15 +45,15 @@ demo: $(STAMP)
 EXPERIMENT := $(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
 experiments: $(STAMP)
 	for e in sft_only_annotations no_annotation_sampling annotation_only_rate \
-	    no_annotation_masking temperature_sweep sft_steps sft_matched; do \
+	    no_annotation_masking temperature_sweep sft_steps sft_equal_steps; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/$$e.gin --gin.OUTPUT_DIR="'runs/experiments'" \
 	    || exit 1; done
 	for s in 1 2 4 8; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/sft_entropy_sweep.gin \
-	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s']" \
+	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s', 'StoryworldConfig.sft_skew=0.0']" \
 	    --gin.OUTPUT_DIR="'runs/experiments/sft_support_$$s'" || exit 1; done
-	$(EXPERIMENT) --gin_file=gin/experiments/sft_tail.gin \
-	  --gin.OUTPUT_DIR="'runs/experiments/sft_tail'"
+	$(EXPERIMENT) --gin_file=gin/experiments/sft_two_values.gin \
+	  --gin.OUTPUT_DIR="'runs/experiments/sft_two_values'"
 	for m in tiny demo small; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \

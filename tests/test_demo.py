@@ -22,7 +22,8 @@ def _demo(output_dir, cache_dir, *extra):
   argv = [sys.executable, "-m", "annotanchor.demo",
           "--gin_file=gin/experiments/storyworld_demo.gin",
           f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
-          "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.NUM_SAMPLES=3",
+          "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.ANCHORED_SFT_STEPS=2",
+          "--gin.NUM_SAMPLES=3",
           "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}", *extra]
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
   return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -111,7 +112,7 @@ def _dry_run_commands(capsys, gin_file: str) -> set[str]:
 
 @pytest.mark.parametrize("experiment", ["sft_only_annotations", "no_annotation_sampling",
                                         "annotation_only_rate", "no_annotation_masking",
-                                        "temperature_sweep", "sft_steps", "sft_matched"])
+                                        "temperature_sweep", "sft_steps", "sft_equal_steps"])
 def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   shared = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
   # Every train and infer command of the demo, verbatim (so an experiment in the demo's
@@ -124,9 +125,17 @@ def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   assert len(added) >= 2 and any(" evaluate " in c for c in added)
 
 
-def test_sft_tail_changes_the_corpus_of_every_step(capsys):
-  commands = _dry_run_commands(capsys, "gin/experiments/sft_tail.gin")
+def test_sft_two_values_changes_the_corpus_of_every_step(capsys):
+  commands = _dry_run_commands(capsys, "gin/experiments/sft_two_values.gin")
   steps = [c for c in commands if " train " in c or " infer " in c]
   assert len(steps) == 7  # four trainings, three samplings
-  for binding in ("StoryworldConfig.sft_support=8", "StoryworldConfig.sft_skew=3.0"):
+  for binding in ("StoryworldConfig.sft_support=2", "StoryworldConfig.sft_skew=0.0"):
     assert all(binding in c for c in steps), binding
+
+
+def test_demo_gives_both_sft_arms_the_same_sft_examples(capsys):
+  commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
+  train = {name: c for c in commands if " train " in c
+           for name in ("sft_standard", "sft_anchored") if f"runs/x/{name}'" in c}
+  assert "--gin.TRAIN_STEPS=300" in train["sft_standard"]
+  assert "--gin.TRAIN_STEPS=430" in train["sft_anchored"]
