@@ -53,7 +53,9 @@ experiments: $(STAMP)
 	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s', 'StoryworldConfig.sft_skew=0.0']" \
 	    --gin.OUTPUT_DIR="'runs/experiments/sft_support_$$s'" || exit 1; done
 	$(EXPERIMENT) --gin_file=gin/experiments/sft_two_values.gin \
-	  --gin.OUTPUT_DIR="'runs/experiments/sft_two_values'"
+	  --gin.OUTPUT_DIR="'runs/experiments/sft_two_values'" || exit 1
+	$(EXPERIMENT) --gin_file=gin/experiments/pretrain_lr.gin \
+	  --gin.OUTPUT_DIR="'runs/experiments/pretrain_lr_3e-3'" || exit 1
 	for m in tiny demo small; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \

@@ -133,6 +133,16 @@ def test_sft_two_values_changes_the_corpus_of_every_step(capsys):
     assert all(binding in c for c in steps), binding
 
 
+def test_pretrain_lr_binds_the_pretraining_runs_only(capsys):
+  commands = _dry_run_commands(capsys, "gin/experiments/pretrain_lr.gin")
+  train = [c for c in commands if " train " in c]
+  pretrain = [c for c in train if "gin/runs/pretrain.gin" in c]
+  assert len(pretrain) == 2 and len(train) == 4
+  for command in train:
+    rate = "learning_rate=3e-3" if command in pretrain else "learning_rate=1e-3"
+    assert f"--gin.optim.OptimizerConfig.{rate}" in command, command
+
+
 def test_demo_gives_both_sft_arms_the_same_sft_examples(capsys):
   commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
   train = {name: c for c in commands if " train " in c
