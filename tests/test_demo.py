@@ -143,7 +143,7 @@ def test_pretrain_lr_binds_the_pretraining_runs_only(capsys):
     assert f"--gin.optim.OptimizerConfig.{rate}" in command, command
 
 
-def test_demo_gives_both_sft_arms_the_same_sft_examples(capsys):
+def test_anchored_sft_steps_reach_only_the_anchored_run(capsys):
   commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
   train = {name: c for c in commands if " train " in c
            for name in ("sft_standard", "sft_anchored") if f"runs/x/{name}'" in c}
