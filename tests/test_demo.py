@@ -149,3 +149,37 @@ def test_anchored_sft_steps_reach_only_the_anchored_run(capsys):
            for name in ("sft_standard", "sft_anchored") if f"runs/x/{name}'" in c}
   assert "--gin.TRAIN_STEPS=300" in train["sft_standard"]
   assert "--gin.TRAIN_STEPS=430" in train["sft_anchored"]
+
+
+_COUNT_EXAMPLES = """
+import json, sys
+import gin
+import annotanchor.train, tasks.storyworld
+from annotanchor.data.reporting import examples_trained_on
+
+gin.parse_config_files_and_bindings(["gin/experiments/storyworld_demo.gin"], ["OUTPUT_DIR='x'"])
+demo = {m: gin.query_parameter(f"%{m}") for m in ("SFT_STEPS", "ANCHORED_SFT_STEPS",
+                                                  "ANCHORED_SFT_BINDINGS", "SFT_TASK",
+                                                  "ANCHORED_SFT_TASK")}
+gin.clear_config()
+gin.parse_config_files_and_bindings(["gin/experiments/storyworld_data.gin"],
+                                    demo["ANCHORED_SFT_BINDINGS"] + [sys.argv[1]])
+lengths, batch = gin.query_parameter("%TASK_FEATURE_LENGTHS"), gin.query_parameter("%BATCH_SIZE")
+count = lambda task, steps: examples_trained_on(task, lengths, batch, steps)
+print(json.dumps({"standard": count(demo["SFT_TASK"], demo["SFT_STEPS"]),
+                  "anchored": count(demo["ANCHORED_SFT_TASK"], demo["ANCHORED_SFT_STEPS"]),
+                  "anchored_equal_steps": count(demo["ANCHORED_SFT_TASK"], demo["SFT_STEPS"])}))
+"""
+
+
+def test_demo_sft_arms_train_on_as_many_sft_examples(tmp_path):
+  """The demo's ANCHORED_SFT_STEPS, counted on the real corpus and pipeline: the anchored
+  run's batches hold as many SFT examples as standard SFT's (within 3%); at equal steps they
+  would hold a third fewer (annotation-only sequences, longer examples)."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  argv = [sys.executable, "-c", _COUNT_EXAMPLES, f"cache_dir.path={str(tmp_path)!r}"]
+  proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  counts = json.loads(proc.stdout.splitlines()[-1])
+  assert abs(counts["anchored"] / counts["standard"] - 1) < 0.03, counts
+  assert counts["anchored_equal_steps"] < 0.8 * counts["standard"], counts

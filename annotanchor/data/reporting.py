@@ -2,6 +2,8 @@
 
 Annotated and plain pretraining runs are matched on total tokens, so the
 annotated run sees fewer document tokens; `token_report` measures by how much.
+SFT arms are matched on examples: `examples_trained_on` counts what a run's
+batches hold.
 """
 import itertools
 from typing import Optional
@@ -9,6 +11,7 @@ from typing import Optional
 import numpy as np
 import seqio
 
+from annotanchor.data import pipeline
 from annotanchor.data.segments import ANNOTATION_MASK
 
 
@@ -44,3 +47,25 @@ def token_report(task_name: str, split: str = "validation", max_examples: Option
 def document_tokens_seen(report: dict, token_budget: int) -> float:
   """Document (non-annotation) tokens a run of `token_budget` total tokens sees."""
   return token_budget * (1.0 - report["annotation_fraction"])
+
+
+def examples_trained_on(mixture_or_task_name: str, task_feature_lengths: dict[str, int],
+                        batch_size: int, steps: int) -> int:
+  """Examples whose EOS is in the loss in a run's first `steps` training batches.
+
+  Counts the batches `pipeline.get_dataset` gives training (packed, shuffled,
+  seed 0). Every SFT response and pretraining document ends with a weighted EOS;
+  annotation-only sequences have none, so an anchored SFT mixture counts only
+  its SFT examples. E.g. a packed row
+    targets  [p p a a r r 1 | a a a | 0 0]   (1 = EOS, 0 = padding)
+    weights  [0 0 0 0 1 1 1 | 1 1 1 | 0 0]
+  holds one SFT example (and one annotation-only sequence): it counts 1.
+  """
+  batches = pipeline.get_dataset(mixture_or_task_name, task_feature_lengths, batch_size)
+  eos_id = seqio.get_mixture_or_task(mixture_or_task_name).output_features[
+      "targets"].vocabulary.eos_id
+  count = 0
+  for batch in itertools.islice(batches, steps):
+    count += int(np.sum((batch["decoder_target_tokens"] == eos_id)
+                        & (batch["decoder_loss_weights"] > 0)))
+  return count

@@ -1,7 +1,5 @@
 """The train step: accumulation equals the big batch, the NaN guard, masking, the
 activation sharding constraints."""
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import optim, partitioning, step as step_lib, train_state
+from tests.hlo_constraints import sharding_constraints
 from tests.training import tiny_setup
 
 
@@ -97,13 +96,6 @@ def test_stop_policy_stops_the_loop(tmp_path):
                     log_every=2, progress_bar=False, peak_flops=1e12)
 
 
-def _sharding_constraints(lowered_text: str) -> set[tuple[str, str]]:
-  """(mesh axes per dimension, tensor type) of every sharding constraint in lowered StableHLO."""
-  found = re.findall(r"sdy\.sharding_constraint [^<]*<@\w+, \[(.*?)\]> : tensor<([^>]*)>",
-                     lowered_text)
-  return {(re.sub(r"\s", "", axes), shape) for axes, shape in found}
-
-
 def test_activation_constraints_reach_the_lowered_train_step():
   """The model's logical activation constraints (layers.constrain) are in the step XLA gets:
   rows over data+fsdp, heads and MLP width over model. Without the rules and a mesh in
@@ -112,7 +104,7 @@ def test_activation_constraints_reach_the_lowered_train_step():
   tx, schedule = optim.make_optimizer(optim.OptimizerConfig(warmup_steps=0), 10)
   mesh = partitioning.make_mesh({"data": 2, "fsdp": 2, "model": 2})
   step, abstract, _ = step_lib.sharded_train_step(model, tx, schedule, mesh, batch_size=8)
-  constraints = _sharding_constraints(step.lower(abstract, tiny_setup.packed_batch(0)).as_text())
+  constraints = sharding_constraints(step.lower(abstract, tiny_setup.packed_batch(0)).as_text())
   rows = '{"data","fsdp"}'
   expected = {
       (f"{rows},{{}},{{}}", "8x16x32xf32"),  # Residual stream [batch, length, embed].
