@@ -23,11 +23,9 @@ from typing import Any, Sequence
 import gin
 
 from annotanchor import gin_utils
-from annotanchor.annotation.annotators import Annotator, EndpointError
+from annotanchor.annotation.annotators import Annotator
 from annotanchor.annotation.runner import annotate_corpus
-from annotanchor.annotation.shards import ShardError
 from annotanchor.annotation.summary import format_summary
-from annotanchor.data.sources import SourceError
 
 
 @gin.configurable
@@ -50,5 +48,4 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
 
 def main(argv: Sequence[str] | None = None) -> int:
   return gin_utils.run_main(
-      "annotate", annotate, argv, doc=__doc__,
-      user_errors=(SourceError, ShardError, EndpointError, ValueError, FileNotFoundError))
+      "annotate", annotate, argv, doc=__doc__)

@@ -29,9 +29,10 @@ from typing import Any, Sequence
 import gin
 
 from annotanchor import gin_utils, train as train_lib
+from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.tpu import aot, report
-from annotanchor.tpu.chips import GIB, TopologyError, parse_topology
+from annotanchor.tpu.chips import GIB, parse_topology
 from annotanchor.training import partitioning
 
 COMPILE_GIN = "gin/runs/compile.gin"
@@ -39,7 +40,7 @@ COMPILE_GIN = "gin/runs/compile.gin"
 _NEEDED = ("model_config", "batch_size", "task_feature_lengths")
 
 
-class CompileSetupError(ValueError):
+class CompileSetupError(UserError, ValueError):
   """The gin files do not describe a run, or libtpu is missing."""
 
 
@@ -123,5 +124,4 @@ def main(argv: list[str] | None = None) -> int:
   return gin_utils.run_main(
       "compile", lambda: compile_steps(gin_files=files()), [f"--gin_file={COMPILE_GIN}", *argv],
       doc=__doc__,
-      user_errors=(CompileSetupError, TopologyError, partitioning.MeshError, ValueError),
       exit_code=lambda result: 0 if result["fits"] else 1, finalize=False)

@@ -38,12 +38,13 @@ from typing import Any, Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 
 STEP_RECORD = "demo_step.json"
 
 
-class DemoError(ValueError):
+class DemoError(UserError, ValueError):
   """A bad demo configuration, or a step that failed."""
 
 
@@ -308,4 +309,4 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  return gin_utils.run_main("demo", demo, argv, doc=__doc__, user_errors=(DemoError,))
+  return gin_utils.run_main("demo", demo, argv, doc=__doc__)

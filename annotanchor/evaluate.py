@@ -20,11 +20,11 @@ import numpy as np
 
 from annotanchor import gin_utils
 from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report
-from annotanchor.evaluation.embedding import EmbeddingsUnavailable, MiniLMEmbedder
+from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
-from annotanchor.evaluation.judge import JudgeError, JudgeQuality
+from annotanchor.evaluation.judge import JudgeQuality
 from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
-from annotanchor.evaluation.samples import ArmSamples, SampleFileError, load_arms
+from annotanchor.evaluation.samples import ArmSamples, load_arms
 
 for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeQuality, MiniLMEmbedder):
   gin.external_configurable(_cls, module="annotanchor.evaluation")
@@ -248,13 +248,10 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   return result
 
 
-_USER_ERRORS = (SampleFileError, EmbeddingsUnavailable, JudgeError, ValueError)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """`annotanchor evaluate` / `python -m annotanchor.evaluate` with t5x-style gin flags."""
   def report_written(result) -> int:
     print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']}")
     return 0
-  return gin_utils.run_main("evaluate", evaluate, argv, doc=__doc__, user_errors=_USER_ERRORS,
+  return gin_utils.run_main("evaluate", evaluate, argv, doc=__doc__,
                             exit_code=report_written)

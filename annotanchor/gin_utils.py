@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any, Callable, Sequence
 
 import gin
 
+from annotanchor.errors import UserError
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class GinFlagError(ValueError):
+class GinFlagError(UserError, ValueError):
   """A gin file or binding given on the command line could not be applied."""
+
+
+# gin appends the configurable it was calling to an exception's message: a second line,
+# "  In call to configurable 'train' (<function train at 0x7f...>)", useless to a user.
+_GIN_CALL_SITE = re.compile(r"\n\s*In call to configurable .*$", re.MULTILINE)
+
+
+def user_message(error: BaseException) -> str:
+  """An error's message without the call-site lines that gin adds to it."""
+  return _GIN_CALL_SITE.sub("", str(error)).strip()
 
 
 def split_gin_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -105,18 +118,18 @@ def run_module_main(module_name: str) -> None:
 
 
 def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
-             user_errors: tuple[type[BaseException], ...], doc: str | None = None,
+             doc: str | None = None,
              exit_code: Callable[[Any], int] = lambda result: 0, finalize: bool = True) -> int:
   """The shared `main()` of the gin-configured entry points.
 
-  Parses the gin flags, calls `fn()` and turns configuration and input errors into one
-  line on stderr naming the command (exit status 2) instead of a trace.
+  Parses the gin flags, calls `fn()` and turns a `UserError` (bad configuration or input)
+  into one line on stderr naming the command, exit status 2. Any other exception is a bug
+  and propagates with its traceback (annotanchor/errors.py).
 
   Args:
     command: subcommand name, for messages ("train").
     fn: the gin-configured entry function, called with no arguments.
     argv: arguments without the program name (default sys.argv[1:]).
-    user_errors: exceptions that mean bad input or configuration.
     doc: printed for -h/--help.
     exit_code: maps fn's result to the exit status.
     finalize: finalize gin's config (False leaves required macros unchecked, for commands
@@ -135,7 +148,7 @@ def run_main(command: str, fn: Callable[[], Any], argv: Sequence[str] | None, *,
     if rest:
       raise GinFlagError(f"unexpected arguments {rest}; {command} takes only gin flags")
     result = fn()
-  except (GinFlagError, *user_errors) as e:
-    print(f"annotanchor {command}: {type(e).__name__}: {e}", file=sys.stderr)
+  except UserError as e:
+    print(f"annotanchor {command}: {type(e).__name__}: {user_message(e)}", file=sys.stderr)
     return 2
   return exit_code(result)

@@ -30,13 +30,13 @@ from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.decoding.model_sampler import restore_sampler
+from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.evaluation.samples import Sample, SampleFileError, write_samples
 from annotanchor.model.config import TransformerConfig
-from annotanchor.training import checkpoints, partitioning
 
 
-class InferError(ValueError):
+class InferError(UserError, ValueError):
   """Bad prompts, settings that clash with an earlier run's output, or a bad checkpoint."""
 
 
@@ -237,6 +237,4 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
 
 def main(argv: Sequence[str] | None = None) -> int:
   return gin_utils.run_main(
-      "infer", infer, argv, doc=__doc__,
-      user_errors=(InferError, SampleFileError, partitioning.MeshError,
-                   checkpoints.CheckpointMismatchError, ValueError, FileNotFoundError))
+      "infer", infer, argv, doc=__doc__)

@@ -33,7 +33,6 @@ from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
 from annotanchor.serving.protocol import ANNOTATION_OPTIONS, Limits
 from annotanchor.serving.server import API, make_server
-from annotanchor.training import checkpoints, partitioning
 
 
 @gin.configurable
@@ -95,6 +94,4 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
 
 def main(argv: Sequence[str] | None = None) -> int:
   return gin_utils.run_main(
-      "serve", serve, argv, doc=__doc__,
-      user_errors=(partitioning.MeshError, checkpoints.CheckpointMismatchError, ValueError,
-                   FileNotFoundError, OSError))
+      "serve", serve, argv, doc=__doc__)

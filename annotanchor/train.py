@@ -125,6 +125,4 @@ def main(argv: list[str] | None = None) -> int:
   """Exit status: 0 done, 2 bad configuration or input, 3 stopped by SIGTERM (resumable)."""
   return gin_utils.run_main(
       "train", train, argv, doc=__doc__,
-      user_errors=(partitioning.MeshError, loop.NonFiniteLossError, ValueError,
-                   FileNotFoundError),
       exit_code=lambda result: 3 if result.preempted else 0)

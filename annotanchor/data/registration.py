@@ -16,37 +16,19 @@ User files are registered from gin with `JsonlCorpus` (see its docstring).
 """
 import dataclasses
 import functools
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import gin
 import seqio
-import tensorflow as tf
 
-from annotanchor.data import preprocessors, sources
+from annotanchor.data import preprocessors, sources, validated
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
-
-DOCUMENT_SIGNATURE = {"chunks": tf.TensorSpec([None], tf.string),
-                      "annotations": tf.TensorSpec([None], tf.string)}
-SFT_SIGNATURE = {k: tf.TensorSpec([], tf.string) for k in ("prompt", "response", "annotation")}
 
 
 def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
   """`targets` (EOS added by the preprocessors) and the per-token loss weights."""
   return {"targets": seqio.Feature(vocabulary, add_eos=False), LOSS_WEIGHTS: loss_weights_feature()}
-
-
-def function_source(examples_fn: Callable[[str], Iterable[dict]], splits: Sequence[str],
-                    signature: Mapping[str, tf.TensorSpec],
-                    num_input_examples: Optional[Mapping[str, int]] = None) -> seqio.DataSource:
-  """A source over `examples_fn(split)` (documents or SFT examples as dicts)."""
-  def dataset_fn(split: str, shuffle_files: bool, seed: Optional[int] = None) -> tf.data.Dataset:
-    del shuffle_files, seed  # The Task shuffles examples.
-    return tf.data.Dataset.from_generator(
-        lambda: ({k: ex[k] for k in signature} for ex in examples_fn(split)),
-        output_signature=dict(signature))
-  return seqio.FunctionDataSource(dataset_fn, splits=list(splits),
-                                  num_input_examples=num_input_examples)
 
 
 def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
@@ -158,7 +140,9 @@ class JsonlCorpus:
     documents: split -> file pattern(s) of annotated documents.
     sft: split -> file pattern(s) of SFT examples.
     document_fields / sft_fields: field names.
-    on_error: "raise" or "skip" (see `sources.read_examples`).
+    on_error: "raise" or "skip" (see `validated.validated_file`).
+    cache_dir: where validated copies of the files are kept (default
+      `validated.default_cache_dir()`).
   """
   name: str
   vocabulary_path: str
@@ -167,24 +151,22 @@ class JsonlCorpus:
   document_fields: sources.DocumentFields = sources.DocumentFields()
   sft_fields: sources.SftFields = sources.SftFields()
   on_error: str = "raise"
+  cache_dir: Optional[str] = None
 
   def register(self) -> list[str]:
     """Registers this corpus's tasks (and mixture, when it has both kinds)."""
     vocabulary = load_vocabulary(self.vocabulary_path)
-    patterns = lambda files, split: [files[split]] if isinstance(files[split], str) else files[split]
+    source = lambda files, convert: validated.file_source(
+        list(files), files.__getitem__, convert, on_error=self.on_error,
+        cache_dir=self.cache_dir)
     names = []
     if self.documents:
-      docs = lambda split: sources.read_examples(
-          patterns(self.documents, split),
-          functools.partial(sources.document_example, fields=self.document_fields), self.on_error)
-      names += register_document_tasks(self.name, function_source(docs, self.documents,
-                                                                   DOCUMENT_SIGNATURE), vocabulary)
+      names += register_document_tasks(
+          self.name, source(self.documents, validated.Documents(self.document_fields)),
+          vocabulary)
     if self.sft:
-      sft = lambda split: sources.read_examples(
-          patterns(self.sft, split),
-          functools.partial(sources.sft_example, fields=self.sft_fields), self.on_error)
-      names += register_sft_tasks(self.name, function_source(sft, self.sft, SFT_SIGNATURE),
-                                  vocabulary)
+      names += register_sft_tasks(
+          self.name, source(self.sft, validated.SftExamples(self.sft_fields)), vocabulary)
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name))
     return names

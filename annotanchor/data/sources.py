@@ -21,11 +21,12 @@ import gin
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
+from annotanchor.errors import UserError
 
 Record = Mapping[str, Any]
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
   """A bad input record; the message names file and record."""
 
 

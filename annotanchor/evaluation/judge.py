@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
+from annotanchor.errors import UserError
+
 DEFAULT_TEMPLATE = (
     "Rate the response to the prompt for quality: does it follow the prompt, is it "
     "well written and well formed? Reply with a short reason, then a last line "
@@ -22,7 +24,7 @@ DEFAULT_TEMPLATE = (
 _SCORE = re.compile(r"SCORE\s*:\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
-class JudgeError(RuntimeError):
+class JudgeError(UserError, RuntimeError):
   """The judge could not be reached or gave no usable score."""
 
 

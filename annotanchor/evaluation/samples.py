@@ -14,12 +14,13 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 
 DECODING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens", "mode", "seed")
 
 
-class SampleFileError(ValueError):
+class SampleFileError(UserError, ValueError):
   """A sample file is malformed, or the files of several arms do not fit together."""
 
 

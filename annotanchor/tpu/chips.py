@@ -15,6 +15,8 @@ import dataclasses
 import math
 import re
 
+from annotanchor.errors import UserError
+
 GIB = 2**30
 
 
@@ -57,7 +59,7 @@ CHIPS = {
 }
 
 
-class TopologyError(ValueError):
+class TopologyError(UserError, ValueError):
   """A TPU slice name that is not understood."""
 
 

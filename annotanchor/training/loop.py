@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Mapping
 import jax
 import numpy as np
 
+from annotanchor.errors import UserError
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import checkpoints, multihost, step as step_lib
 from annotanchor.training import train_state
@@ -20,7 +21,7 @@ from annotanchor.training.metrics import MetricsWriter
 DatasetFn = Callable[[int], Iterator[Mapping[str, np.ndarray]]]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
   """The loss or gradient norm became NaN/Inf under nan_policy='stop'."""
 
 

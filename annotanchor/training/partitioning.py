@@ -37,6 +37,8 @@ import flax.linen as nn
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from annotanchor.errors import UserError
+
 MESH_AXES = ("data", "fsdp", "model")
 BATCH_AXES = ("data", "fsdp")
 
@@ -53,7 +55,7 @@ DEFAULT_RULES = (
 )
 
 
-class MeshError(ValueError):
+class MeshError(UserError, ValueError):
   """A mesh that does not fit the devices, the parameters or the batch."""
 
 

@@ -38,4 +38,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(summary, indent=1))
     return 0
   return gin_utils.run_main("storyworld build", build, argv, doc=__doc__,
-                            user_errors=(ValueError,), exit_code=report)
+                            exit_code=report)

@@ -14,6 +14,7 @@ import tempfile
 import gin
 
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.validated import default_cache_dir
 from annotanchor.data.vocabulary import train_sentencepiece
 from tasks.storyworld import generate
 
@@ -25,8 +26,7 @@ SPLITS = ("train", "validation")
 @gin.configurable
 def cache_dir(path: str | None = None) -> str:
   """Root of annotanchor's caches: `path`, else $ANNOTANCHOR_CACHE_DIR, else ~/.cache/annotanchor."""
-  return path or os.environ.get("ANNOTANCHOR_CACHE_DIR") or os.path.expanduser(
-      "~/.cache/annotanchor")
+  return path or default_cache_dir()
 
 
 @gin.configurable

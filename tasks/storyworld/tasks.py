@@ -1,12 +1,11 @@
 """SeqIO registration of the storyworld tasks and mixture."""
-import functools
 import json
 import os
 
 import seqio
 import tensorflow as tf
 
-from annotanchor.data import registration, sources
+from annotanchor.data import registration, validated
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import LazySentencePieceVocabulary
@@ -29,15 +28,16 @@ def _vocab_path() -> str:
 _VOCABULARY = LazySentencePieceVocabulary(_vocab_path)
 
 
-def _examples(kind: str, convert, split: str):
-  path = os.path.join(corpus.corpus_dir(), f"{kind}_{split}.jsonl")
-  return sources.read_examples([path], convert)
+def _source(kind: str, convert, keep=None) -> seqio.DataSource:
+  """The corpus file `kind`_SPLIT.jsonl ("pretrain" or "sft"), generated when first read."""
+  return validated.file_source(
+      corpus.SPLITS, lambda split: os.path.join(corpus.corpus_dir(), f"{kind}_{split}.jsonl"),
+      convert, keep=keep, cache_dir=corpus.cache_dir)
 
 
-def _stories(split: str):
+def _is_story(doc) -> tf.Tensor:
   """The pretraining stories (not places, characters, dialogues): what story prompts ask for."""
-  return (doc for doc in _examples("pretrain", sources.document_example, split)
-          if doc["annotations"][0].startswith(STORY_TAG))
+  return tf.strings.substr(doc["annotations"][0], 0, len(STORY_TAG)) == STORY_TAG
 
 
 def _eval_dataset(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
@@ -62,14 +62,9 @@ def _eval_targets(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
 
 def register() -> None:
   """Registers every storyworld task and the anchored SFT mixture."""
-  splits = corpus.SPLITS
-  docs = registration.function_source(
-      functools.partial(_examples, "pretrain", sources.document_example), splits,
-      registration.DOCUMENT_SIGNATURE)
-  sft = registration.function_source(
-      functools.partial(_examples, "sft", sources.sft_example), splits,
-      registration.SFT_SIGNATURE)
-  stories = registration.function_source(_stories, splits, registration.DOCUMENT_SIGNATURE)
+  docs = _source("pretrain", validated.Documents())
+  sft = _source("sft", validated.SftExamples())
+  stories = _source("pretrain", validated.Documents(), keep=_is_story)
   registration.register_document_tasks(PREFIX, docs, _VOCABULARY, templates.OPEN_PROMPTS,
                                        sft_context_source=stories)
   registration.register_sft_tasks(PREFIX, sft, _VOCABULARY)

