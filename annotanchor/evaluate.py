@@ -19,6 +19,7 @@ import gin
 import numpy as np
 
 from annotanchor import gin_utils
+from annotanchor.errors import SettingError
 from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
@@ -52,7 +53,7 @@ def _resolve_embedder(embedder) -> Optional[Embedder]:
     return MiniLMEmbedder()
   if embedder is None or callable(embedder):
     return embedder
-  raise ValueError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
+  raise SettingError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
 
 
 def _resolve_constraints(prompt_constraints) -> Optional[Callable[[str], Collection[str]]]:
@@ -99,7 +100,7 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
         a: np.array([diversity.mean_pairwise_cosine_distance(e) for e in embeddings[a]])
         for a in texts}
   if distinct_k_threshold is not None and embedder is None:
-    raise ValueError("distinct_k_threshold needs an embedder")
+    raise SettingError("distinct_k_threshold needs an embedder")
   metrics["distinct_k"] = {
       a: np.array([diversity.distinct_k(
           row, distinct_k_k, embeddings[a][j] if embeddings else None, distinct_k_threshold)
@@ -169,7 +170,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     SampleFileError: malformed or mismatched sample files; nothing is written then.
   """
   if anchored_arm in (base_arm, sft_arm) or base_arm == sft_arm:
-    raise ValueError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
+    raise SettingError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
                      f"{anchored_arm!r}")
   arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
   # Importing a user module may register gin configurables (the storyworld parser's

@@ -19,6 +19,7 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.data.registration import register_configured_corpora
+from annotanchor.errors import SettingError, is_count, require
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import loop, multihost, partitioning
@@ -61,6 +62,10 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
     distributed: call jax.distributed.initialize() (None: when the environment asks).
   """
+  check_numbers(train_steps=train_steps, batch_size=batch_size,
+                task_feature_lengths=task_feature_lengths, microbatches=microbatches,
+                checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                log_every=log_every, z_loss=z_loss, peak_flops=peak_flops)
   register_configured_corpora()  # JsonlCorpus tasks bound in gin exist before the lookup.
   check_vocabulary_fits(mixture_or_task_name, model_config.vocab_size)
   multihost.maybe_initialize_distributed(initialize=distributed)
@@ -105,6 +110,26 @@ def configured_arguments() -> dict[str, Any]:
           for name, parameter in inspect.signature(train).parameters.items()}
 
 
+def check_numbers(*, train_steps, batch_size, task_feature_lengths, microbatches,
+                  checkpoint_every, keep_checkpoints, log_every, z_loss, peak_flops) -> None:
+  """Refuses, at start-up and with one line naming it, a number a run cannot use."""
+  require(is_count(train_steps), "TRAIN_STEPS", train_steps, "a positive integer")
+  require(is_count(batch_size), "BATCH_SIZE", batch_size, "a positive integer")
+  require(isinstance(task_feature_lengths, Mapping) and "targets" in task_feature_lengths
+          and all(is_count(v, 2) for v in task_feature_lengths.values()),
+          "TASK_FEATURE_LENGTHS", task_feature_lengths,
+          "a mapping like {'targets': 512} of lengths >= 2")
+  require(is_count(microbatches) and batch_size % microbatches == 0, "train.microbatches",
+          microbatches, f"a positive integer that divides BATCH_SIZE={batch_size}")
+  for name, value in (("checkpoint_every", checkpoint_every),
+                      ("keep_checkpoints", keep_checkpoints), ("log_every", log_every)):
+    require(is_count(value), f"train.{name}", value, "a positive integer")
+  require(isinstance(z_loss, (int, float)) and z_loss >= 0, "train.z_loss", z_loss,
+          "a number >= 0")
+  require(peak_flops is None or (isinstance(peak_flops, (int, float)) and peak_flops > 0),
+          "train.peak_flops", peak_flops, "None or a positive number of FLOP/s")
+
+
 def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
   """Refuses a model whose embedding has fewer rows than the task's vocabulary has ids.
 
@@ -115,7 +140,7 @@ def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
   task = seqio.get_mixture_or_task(mixture_or_task_name)
   for name, feature in task.output_features.items():
     if feature.vocabulary.vocab_size > vocab_size:
-      raise ValueError(
+      raise SettingError(
           f"the model's vocab_size={vocab_size} is smaller than the {feature.vocabulary.vocab_size}"
           f" ids of {mixture_or_task_name!r} feature {name!r}: set --gin.VOCAB_SIZE to at least "
           f"{feature.vocabulary.vocab_size}")

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from annotanchor.data.feature_converter import WeightedLMFeatureConverter
 from annotanchor.data.registration import register_configured_corpora
+from annotanchor.errors import SettingError
 
 
 @gin.configurable
@@ -56,12 +57,12 @@ def get_dataset(mixture_or_task_name: str,
       step is out of range.
   """
   if num_shards < 1 or not 0 <= shard_index < num_shards:
-    raise ValueError(f"shard_index={shard_index} is not in [0, num_shards={num_shards}).")
+    raise SettingError(f"shard_index={shard_index} is not in [0, num_shards={num_shards}).")
   if batch_size % num_shards:
-    raise ValueError(f"Global batch_size={batch_size} is not divisible by "
+    raise SettingError(f"Global batch_size={batch_size} is not divisible by "
                      f"num_shards={num_shards}.")
   if start_step < 0:
-    raise ValueError(f"start_step must be >= 0, got {start_step}.")
+    raise SettingError(f"start_step must be >= 0, got {start_step}.")
   register_configured_corpora()
   converter = feature_converter or WeightedLMFeatureConverter(pack=pack)
   ds = seqio.get_dataset(

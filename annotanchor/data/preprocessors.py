@@ -35,6 +35,7 @@ import tensorflow as tf
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.segments import annotation_pieces, build_sequence
+from annotanchor.errors import SettingError
 
 Features = Mapping[str, seqio.Feature]
 
@@ -68,7 +69,7 @@ def _document_pieces(chunks: tf.Tensor, bodies: tf.Tensor, keep: tf.Tensor,
 def _pretraining(dataset: tf.data.Dataset, output_features: Features, dropout_rate: float,
                  fmt: AnnotationFormat) -> tf.data.Dataset:
   if not 0.0 <= dropout_rate <= 1.0:
-    raise ValueError(f"Annotation dropout_rate must be in [0, 1], got {dropout_rate}.")
+    raise SettingError(f"Annotation dropout_rate must be in [0, 1], got {dropout_rate}.")
   vocabulary = _vocabulary(output_features)
 
   @seqio.map_over_dataset(num_seeds=1)
@@ -154,7 +155,7 @@ def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
     The sequences (see the module docstring).
   """
   if not 0.0 <= key_only_rate <= 1.0:
-    raise ValueError(f"key_only_rate must be in [0, 1], got {key_only_rate}.")
+    raise SettingError(f"key_only_rate must be in [0, 1], got {key_only_rate}.")
   template = template or PromptTemplate()
   vocabulary = _vocabulary(output_features)
 
@@ -210,9 +211,9 @@ def annotation_only(dataset: tf.data.Dataset, output_features: Features,
     bodies = dataset.flat_map(lambda ex: tf.data.Dataset.from_tensor_slices(ex["annotations"]))
     return bodies.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
   if form != "sft_context":
-    raise ValueError(f"annotation_only form must be 'pretraining' or 'sft_context', got {form!r}.")
+    raise SettingError(f"annotation_only form must be 'pretraining' or 'sft_context', got {form!r}.")
   if not prompts:
-    raise ValueError("annotation_only(form='sft_context') needs at least one prompt.")
+    raise SettingError("annotation_only(form='sft_context') needs at least one prompt.")
   prompt_table = tf.constant(list(prompts))
 
   @seqio.map_over_dataset(num_seeds=1)

@@ -24,6 +24,7 @@ import seqio
 from annotanchor.data import preprocessors, sources, validated
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
+from annotanchor.errors import SettingError
 
 
 def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
@@ -96,7 +97,7 @@ class AnchoredMixtureRates:
   def __post_init__(self):
     for name in ("annotation_only_rate", "sft_context_fraction"):
       if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f"AnchoredMixtureRates.{name} must be in [0, 1], got {getattr(self, name)}.")
+        raise SettingError(f"AnchoredMixtureRates.{name} must be in [0, 1], got {getattr(self, name)}.")
 
   def rate(self, kind: str) -> float:
     """The mixing rate of 'sft_anchored', 'annotation_only' or 'annotation_only_sft_context'."""

@@ -21,6 +21,7 @@ import gin
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
+from annotanchor.errors import SettingError
 from annotanchor.errors import UserError
 
 Record = Mapping[str, Any]
@@ -54,9 +55,13 @@ class SkipReport:
   skipped: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _decode_json(line: str, where: str) -> Record:
+def _decode_json(line: bytes, where: str) -> Record:
   try:
-    record = json.loads(line)
+    text = line.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise SourceError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
+  try:
+    record = json.loads(text)
   except json.JSONDecodeError as e:
     raise SourceError(f"{where}: malformed JSON ({e.msg}).") from None
   if not isinstance(record, dict):
@@ -110,7 +115,7 @@ def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
     yield where, lambda: {"text": _read_text(path, where)}
     return
   if path.endswith(".jsonl"):
-    with tf.io.gfile.GFile(path) as f:
+    with tf.io.gfile.GFile(path, "rb") as f:  # Bytes: a line that is not UTF-8 is one bad record.
       for number, line in enumerate(f, start=1):
         if line.strip():
           where = f"{path}, record {number}"
@@ -187,7 +192,7 @@ def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
     Validated examples.
   """
   if on_error not in ("raise", "skip"):
-    raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    raise SettingError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
   report = report if report is not None else SkipReport()
   files = [f for p in paths for f in ([p] if p.startswith("tfds:") else sorted(tf.io.gfile.glob(p)))]
   if not files:

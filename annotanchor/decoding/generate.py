@@ -40,6 +40,7 @@ from annotanchor.data.feature_converter import BOS_ID
 from annotanchor.data.prompts import Generation, PromptTemplate
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig, left_pad
+from annotanchor.errors import SettingError
 
 MODES = ("direct", "anchored", "given_annotation")
 # How the prompt is put to the model (see DecodeSettings.prompt_format).
@@ -84,12 +85,12 @@ class DecodeSettings:
 
   def __post_init__(self):
     if self.mode not in MODES:
-      raise ValueError(f"mode={self.mode!r}; expected one of {MODES}")
+      raise SettingError(f"mode={self.mode!r}; expected one of {MODES}")
     if self.prompt_format not in PROMPT_FORMATS:
-      raise ValueError(f"prompt_format={self.prompt_format!r}; expected one of "
+      raise SettingError(f"prompt_format={self.prompt_format!r}; expected one of "
                        f"{PROMPT_FORMATS}")
     if self.num_samples < 1:
-      raise ValueError(f"num_samples={self.num_samples} must be at least 1")
+      raise SettingError(f"num_samples={self.num_samples} must be at least 1")
 
   def record(self) -> dict[str, Any]:
     """The `decoding` field of the samples (annotation settings only where they apply)."""

@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from annotanchor.decoding.sampler import SampleOutput, SamplingConfig, temperature_sample
+from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.transformer import Decoder
 from annotanchor.training import checkpoints, partitioning
@@ -182,7 +183,7 @@ class DecoderSampler:
   def _build(self, prompt_len: int, sampling: SamplingConfig):
     slots = cache_slots(prompt_len, sampling)
     if slots > self.config.max_len:
-      raise ValueError(
+      raise SettingError(
           f"a prompt of {prompt_len} tokens plus {sampling.max_new_tokens} new tokens needs "
           f"{slots} cache slots, more than the model's max_len={self.config.max_len}")
     network = Decoder(dataclasses.replace(self.config, max_len=slots))
@@ -212,7 +213,7 @@ class DecoderSampler:
         not divide by the batch axes of the mesh.
     """
     if prompts.shape[0] % self.batch_degree:
-      raise ValueError(f"{prompts.shape[0]} prompts do not divide by the mesh's batch axes "
+      raise SettingError(f"{prompts.shape[0]} prompts do not divide by the mesh's batch axes "
                        f"data*fsdp={self.batch_degree}; pad the batch")
     key = (prompts.shape[1], sampling)
     if key not in self._compiled:

@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from annotanchor.errors import SettingError
+
 Cache = Any
 
 
@@ -86,13 +88,13 @@ class SamplingConfig:
 
   def __post_init__(self):
     if self.max_new_tokens < 1 or self.num_decodes < 1:
-      raise ValueError(f"max_new_tokens={self.max_new_tokens} and num_decodes="
+      raise SettingError(f"max_new_tokens={self.max_new_tokens} and num_decodes="
                        f"{self.num_decodes} must be at least 1")
     if self.temperature < 0 or self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
-      raise ValueError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got "
+      raise SettingError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got "
                        f"{self.temperature}, {self.top_k}, {self.top_p}")
     if any(len(s) == 0 for s in self.stop_sequences):
-      raise ValueError("stop_sequences holds an empty sequence")
+      raise SettingError("stop_sequences holds an empty sequence")
     # Lists from gin or JSON become tuples so that the config stays hashable.
     object.__setattr__(self, "stop_sequences",
                        tuple(tuple(int(t) for t in s) for s in self.stop_sequences))
@@ -133,7 +135,7 @@ def left_pad(prompts: Sequence[Sequence[int]], length: int | None = None,
     raise ValueError("every prompt needs at least one token (and there must be one prompt)")
   length = int(lengths.max()) if length is None else length
   if lengths.max() > length:
-    raise ValueError(f"a prompt of {lengths.max()} tokens does not fit in length {length}")
+    raise SettingError(f"a prompt of {lengths.max()} tokens does not fit in length {length}")
   out = np.full((len(prompts), length), pad_id, np.int32)
   for row, prompt in enumerate(prompts):
     out[row, length - len(prompt):] = prompt

@@ -28,6 +28,8 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from annotanchor.errors import SettingError
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
@@ -62,7 +64,7 @@ class Bootstrap:
     if self.num_prompts < 1 or self.num_resamples < 1:
       raise ValueError("bootstrap needs at least one prompt and one resample")
     if not 0 < self.confidence < 1:
-      raise ValueError(f"confidence={self.confidence} must lie in (0, 1)")
+      raise SettingError(f"confidence={self.confidence} must lie in (0, 1)")
 
   @property
   def alpha(self) -> float:

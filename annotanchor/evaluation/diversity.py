@@ -12,6 +12,7 @@ from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from annotanchor.errors import SettingError
 from annotanchor.evaluation.labels import UNKNOWN
 
 UNKNOWN_POLICIES = ("label", "drop")
@@ -63,7 +64,7 @@ def semantic_entropy(labels: Sequence[Sequence[Mapping[str, str]]], attributes: 
     prompt fixes the attribute.
   """
   if unknown not in UNKNOWN_POLICIES:
-    raise ValueError(f"unknown={unknown!r}; expected one of {UNKNOWN_POLICIES}")
+    raise SettingError(f"unknown={unknown!r}; expected one of {UNKNOWN_POLICIES}")
   ent = np.full((len(attributes), len(labels)), np.nan)
   rate = np.zeros((len(attributes), len(labels)))
   for j, row in enumerate(labels):
@@ -145,12 +146,12 @@ def distinct_k(texts: Sequence[str], k: Optional[int] = None,
   """
   k = len(texts) if k is None else k
   if not 1 <= k <= len(texts):
-    raise ValueError(f"k={k} must be within 1..{len(texts)} (the samples per prompt)")
+    raise SettingError(f"k={k} must be within 1..{len(texts)} (the samples per prompt)")
   if threshold is None:
     keys = [normalize_text(t) for t in texts[:k]]
     return count_classes(k, lambda a, b: keys[a] == keys[b])
   if embeddings is None:
-    raise ValueError("distinct_k with a similarity threshold needs embeddings")
+    raise SettingError("distinct_k with a similarity threshold needs embeddings")
   unit = _unit_rows(np.asarray(embeddings, dtype=np.float64)[:k])
   sim = unit @ unit.T
   return count_classes(k, lambda a, b: sim[a, b] >= threshold)

@@ -2,6 +2,8 @@
 import importlib
 from typing import Callable, Sequence
 
+from annotanchor.errors import SettingError
+
 INPUTS = ("prompt", "annotation", "response")
 
 
@@ -15,15 +17,15 @@ def import_object(path: str) -> object:
   if not sep:
     module_name, _, attr = path.rpartition(".")
   if not module_name or not attr:
-    raise ValueError(f"{path!r} is not an import path like 'package.module:function'")
+    raise SettingError(f"{path!r} is not an import path like 'package.module:function'")
   try:
     module = importlib.import_module(module_name)
   except ImportError as e:
-    raise ValueError(f"cannot import module {module_name!r} of {path!r}: {e}") from None
+    raise SettingError(f"cannot import module {module_name!r} of {path!r}: {e}") from None
   obj = module
   for part in attr.split("."):
     if not hasattr(obj, part):
-      raise ValueError(f"module {module_name!r} has no {attr!r} (from {path!r})")
+      raise SettingError(f"module {module_name!r} has no {attr!r} (from {path!r})")
     obj = getattr(obj, part)
   return obj
 
@@ -32,7 +34,7 @@ def import_callable(path: str) -> Callable:
   """`import_object`, checked to be callable."""
   fn = import_object(path)
   if not callable(fn):
-    raise ValueError(f"{path!r} is not callable")
+    raise SettingError(f"{path!r} is not callable")
   return fn
 
 
@@ -40,7 +42,7 @@ def check_inputs(inputs: Sequence[str]) -> tuple:
   """Validates a choice of sample fields; returns it as a tuple."""
   bad = [i for i in inputs if i not in INPUTS]
   if bad or not inputs:
-    raise ValueError(f"inputs {list(inputs)} must be a non-empty subset of {INPUTS}")
+    raise SettingError(f"inputs {list(inputs)} must be a non-empty subset of {INPUTS}")
   return tuple(inputs)
 
 

@@ -5,6 +5,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from annotanchor.errors import SettingError
+
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 
 
@@ -53,15 +55,15 @@ class TransformerConfig:
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:
-      raise ValueError(
+      raise SettingError(
           f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
     if self.head_dim % 2:
-      raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
+      raise SettingError(f"head_dim={self.head_dim} must be even for rotary embeddings")
     if self.remat_policy not in REMAT_POLICIES:
-      raise ValueError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+      raise SettingError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in ("float32", "bfloat16"):
-        raise ValueError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")
+        raise SettingError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")
 
   @property
   def compute_dtype(self):

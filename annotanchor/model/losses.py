@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from annotanchor.errors import SettingError
+
 NORMALIZATIONS = ("weights", "tokens", "sequences")
 
 
@@ -56,7 +58,7 @@ def loss_terms(logits, targets, weights, segment_ids=None, *, z_loss: float = 0.
     "z_loss_sum" and "weight_sum" for metrics.
   """
   if normalization not in NORMALIZATIONS:
-    raise ValueError(f"loss normalization {normalization!r}; expected one of {NORMALIZATIONS}")
+    raise SettingError(f"loss normalization {normalization!r}; expected one of {NORMALIZATIONS}")
   weights = weights.astype(jnp.float32)
   xent, z_term = token_cross_entropy(logits, targets, z_loss)
   per_token = (xent + z_term) * weights

@@ -33,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from annotanchor import platforms
 from annotanchor.decoding import model_sampler
+from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import PACKING_FEATURES, REQUIRED_FEATURES, DecoderOnlyModel
 from annotanchor.model.transformer import Decoder
@@ -272,7 +273,7 @@ def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
   """
   partitioning.check_batch(rows, mesh)
   if slots > config.max_len:
-    raise ValueError(f"a decode cache of {slots} slots exceeds the model's max_len="
+    raise SettingError(f"a decode cache of {slots} slots exceeds the model's max_len="
                      f"{config.max_len}")
   rows_sharding = NamedSharding(mesh, P(partitioning.BATCH_AXES))
   token = jax.ShapeDtypeStruct((rows, 1), jnp.int32, sharding=rows_sharding)

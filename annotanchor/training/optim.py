@@ -6,6 +6,8 @@ import dataclasses
 import jax
 import optax
 
+from annotanchor.errors import SettingError
+
 DECAYS = ("cosine", "linear", "constant")
 
 
@@ -35,7 +37,7 @@ class OptimizerConfig:
 
   def __post_init__(self):
     if self.decay not in DECAYS:
-      raise ValueError(f"decay={self.decay!r}; expected one of {DECAYS}")
+      raise SettingError(f"decay={self.decay!r}; expected one of {DECAYS}")
 
 
 def make_schedule(cfg: OptimizerConfig, train_steps: int) -> optax.Schedule:

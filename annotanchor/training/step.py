@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from annotanchor.errors import SettingError
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import partitioning, train_state
 from annotanchor.training.train_state import TrainState
@@ -56,7 +57,7 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
       body once; `annotanchor compile` unrolls to count every microbatch).
   """
   if nan_policy not in NAN_POLICIES:
-    raise ValueError(f"nan_policy={nan_policy!r}; expected one of {NAN_POLICIES}")
+    raise SettingError(f"nan_policy={nan_policy!r}; expected one of {NAN_POLICIES}")
 
   def step(state: TrainState, batch):
     if microbatches == 1:

@@ -20,6 +20,7 @@ from typing import Optional
 import gin
 
 from annotanchor.data.annotations import format_annotation
+from annotanchor.errors import SettingError
 from tasks.storyworld import templates
 from tasks.storyworld.world import ATTRIBUTES
 
@@ -58,7 +59,7 @@ class StoryworldConfig:
   def __post_init__(self):
     smallest = min(len(v) for v in ATTRIBUTES.values())
     if not 1 <= self.sft_support <= smallest:
-      raise ValueError(f"sft_support={self.sft_support} must be in [1, {smallest}].")
+      raise SettingError(f"sft_support={self.sft_support} must be in [1, {smallest}].")
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
