@@ -15,7 +15,7 @@ def job():
   mesh = jax.make_mesh((2,), ("x",))
   return jax.device_put(jnp.ones(3), NamedSharding(mesh, P("x")))
 
-gin_utils.run_main("job", job, [])
+raise SystemExit(gin_utils.run_main("job", job, []))
 """
 
 _USER_ERROR = """
@@ -27,7 +27,7 @@ from annotanchor.errors import require
 def job(steps=-1):
   require(steps > 0, "STEPS", steps, "a positive integer")
 
-gin_utils.run_main("job", job, [])
+raise SystemExit(gin_utils.run_main("job", job, []))
 """
 
 
