@@ -8,6 +8,7 @@ Modules (one job each):
                      annotation-only (both forms)
   feature_converter  WeightedLMFeatureConverter: decoder_* features with per-token weights
   sources            JSONL / text / TFRecord / TFDS records, validated, with a skip policy
+  validated          file sources checked in Python before tf.data, cached as TFRecord
   vocabulary         SentencePiece: train (CLI, cached) or load
   registration       task/mixture registration for a corpus; JsonlCorpus from gin
   reporting          token accounting (annotation fraction, token-matched budgets)

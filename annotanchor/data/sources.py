@@ -121,7 +121,16 @@ def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
           where = f"{path}, record {number}"
           yield where, lambda line=line, where=where: _decode_json(line, where)
     return
-  for number, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1):
+  records = tf.data.TFRecordDataset(path).as_numpy_iterator()
+  number = 0
+  while True:
+    try:
+      raw = next(records)
+    except StopIteration:
+      return
+    except tf.errors.DataLossError:  # Nothing after a damaged record can be read.
+      raise SourceError(f"{path}, record {number + 1}: truncated or corrupt TFRecord file.") from None
+    number += 1
     where = f"{path}, record {number}"
     yield where, lambda raw=raw, where=where: _decode_example(raw, where)
 

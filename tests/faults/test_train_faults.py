@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 
 from annotanchor.data import vocabulary
 from tests.faults.conftest import assert_one_line_error, run
@@ -66,6 +67,21 @@ def test_a_bad_record_stops_train_with_one_line_naming_file_and_record(tmp_path,
                                f"{corpus}, record 3", reason)
   assert line.count("\n") == 0
   assert not os.path.exists(tmp_path / "run" / "checkpoints" / "2")
+
+
+def test_a_truncated_tfrecord_corpus_is_one_line(tmp_path, vocab):
+  example = tf.train.Example(features=tf.train.Features(feature={
+      key: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[v.encode() for v in ([value] if isinstance(value, str) else value)]))
+      for key, value in GOOD.items()}))
+  path = str(tmp_path / "docs.tfrecord")
+  with tf.io.TFRecordWriter(path) as writer:
+    for _ in range(6):
+      writer.write(example.SerializeToString())
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 7)
+  assert_one_line_error(_train(tmp_path, vocab, path), "train", f"{path}, record 6",
+                        "truncated or corrupt TFRecord")
 
 
 def test_a_pattern_that_matches_nothing_is_one_line(tmp_path, vocab):
