@@ -31,8 +31,9 @@ import gin
 from annotanchor import gin_utils, train as train_lib
 from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.hardware import GIB
 from annotanchor.tpu import aot, report
-from annotanchor.tpu.chips import GIB, parse_topology
+from annotanchor.tpu.chips import parse_topology
 from annotanchor.training import partitioning
 
 COMPILE_GIN = "gin/runs/compile.gin"

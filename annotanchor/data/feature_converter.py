@@ -16,11 +16,6 @@ import tensorflow as tf
 # (float32, same length as `targets`).
 LOSS_WEIGHTS = "targets_loss_weights"
 
-# `decoder_input_tokens` are the targets shifted right with this id first in every
-# segment (seqio.FeatureConverter's default bos_id), so the model always read it before a
-# sequence's first token: decoding starts every prompt with it too.
-BOS_ID = 0
-
 # SeqIO's tf-ops packer casts every feature to int32 and takes the count of
 # non-zero entries as a sequence's length, so weights travel through it as
 # `1 + round(weight * _WEIGHT_SCALE)`: never 0 inside a sequence, and exact for

@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any
 
 from annotanchor.tpu.aot import CompiledStep
-from annotanchor.tpu.chips import GIB, Topology
+from annotanchor.hardware import GIB
+from annotanchor.tpu.chips import Topology
 
 # Arrays named in a does-not-fit message.
 LARGEST_SHOWN = 5

@@ -6,15 +6,13 @@ import time
 import jax
 import jax.numpy as jnp
 
-from annotanchor.tpu.chips import CHIPS
+from annotanchor.hardware import CHIPS, GPU_PEAK_BF16_FLOPS
 
-# Dense bf16 peak per device, from the vendors' spec sheets (TPUs: annotanchor.tpu.chips).
+# Dense bf16 peak per device, from the vendors' spec sheets (annotanchor/hardware.py).
 # Matched by prefix in this order, so a more specific kind comes before its prefixes.
 PEAK_FLOPS_BY_KIND = {
     **{kind: chip.peak_bf16_flops for chip in CHIPS.values() for kind in chip.device_kinds},
-    "NVIDIA H100 80GB HBM3": 989e12,
-    "NVIDIA H200": 989e12,
-    "NVIDIA A100-SXM4-80GB": 312e12,
+    **GPU_PEAK_BF16_FLOPS,
 }
 
 

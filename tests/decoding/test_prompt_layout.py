@@ -7,7 +7,8 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from annotanchor.data.feature_converter import BOS_ID, LOSS_WEIGHTS, WeightedLMFeatureConverter
+from annotanchor.data.feature_converter import LOSS_WEIGHTS, WeightedLMFeatureConverter
+from annotanchor.data.ids import BOS_ID
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.decoding.sampler import SampleOutput

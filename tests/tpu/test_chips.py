@@ -1,7 +1,8 @@
 """Slice names -> topologies, and the chip table behind MFU."""
 import pytest
 
-from annotanchor.tpu.chips import CHIPS, TopologyError, parse_topology, torus_shape
+from annotanchor.hardware import CHIPS
+from annotanchor.tpu.chips import TopologyError, parse_topology, torus_shape
 from annotanchor.training.flops import PEAK_FLOPS_BY_KIND
 
 
