@@ -9,3 +9,10 @@ with its traceback, even when it is a `ValueError` raised deep inside JAX.
 
 class UserError(Exception):
   """Bad input or configuration; the message names the file, record or setting at fault."""
+
+
+class ConfigError(UserError, ValueError):
+  """A setting out of its range or not one of its choices; the message names the setting.
+
+  Also a `ValueError`, what such settings raised before.
+  """
