@@ -185,5 +185,6 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
     causes = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
     raise NothingAnnotatedError(
         f"nothing annotated: of {summary['documents']} documents ({summary['chunks']} "
-        f"chunks) in INPUTS none was written to {output_dir}; failures: {causes} (see failures-*.jsonl)")
+        f"chunks) in INPUTS none was written to {output_dir}; failures: {causes} "
+        "(see failures-*.jsonl)")
   return summary
