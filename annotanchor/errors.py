@@ -11,8 +11,17 @@ class UserError(Exception):
   """Bad input or configuration; the message names the file, record or setting at fault."""
 
 
-class ConfigError(UserError, ValueError):
-  """A setting out of its range or not one of its choices; the message names the setting.
+class SettingError(UserError, ValueError):
+  """A setting (gin binding, flag or config field) whose value cannot work; the message
+  names it and the value."""
 
-  Also a `ValueError`, what such settings raised before.
-  """
+
+def require(ok: bool, setting: str, value, expected: str) -> None:
+  """Raises SettingError("SETTING=VALUE: expected ...") unless `ok`."""
+  if not ok:
+    raise SettingError(f"{setting}={value!r}: expected {expected}")
+
+
+def is_count(value, minimum: int = 1) -> bool:
+  """Whether `value` is an int (not a bool) of at least `minimum`."""
+  return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

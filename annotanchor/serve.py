@@ -28,7 +28,7 @@ from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.decoding.model_sampler import restore_sampler
-from annotanchor.errors import ConfigError
+from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
@@ -69,9 +69,9 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     template: the prompt template (the SFT one).
   """
   if annotation not in ANNOTATION_OPTIONS:
-    raise ConfigError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
+    raise SettingError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
   if (vocabulary is None) == (vocabulary_path is None):
-    raise ConfigError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
+    raise SettingError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
   vocabulary = vocabulary or load_vocabulary(vocabulary_path)
   sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
   engine = Engine(sampler, params, vocabulary, mode, template, max_annotation_tokens,

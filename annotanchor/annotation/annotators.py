@@ -24,7 +24,7 @@ from annotanchor.annotation.prompt import AnnotationPrompt
 from annotanchor.annotation.ratelimit import TokenBucket
 from annotanchor.annotation.schema import TagSchema
 from annotanchor.data.annotations import Tag
-from annotanchor.errors import ConfigError, UserError
+from annotanchor.errors import SettingError, UserError
 
 Record = Mapping[str, Any]
 
@@ -75,8 +75,8 @@ class RetryPolicy:
 
   def __post_init__(self):
     if self.max_attempts < 1 or self.backoff_s < 0 or not 0 <= self.jitter <= 1:
-      raise ConfigError(f"RetryPolicy: need max_attempts >= 1, backoff_s >= 0 and jitter in "
-                       f"[0, 1]; got {self.max_attempts}, {self.backoff_s}, {self.jitter}")
+      raise SettingError(f"RetryPolicy: need max_attempts >= 1, backoff_s >= 0 and jitter in "
+                         f"[0, 1]; got {self.max_attempts}, {self.backoff_s}, {self.jitter}")
 
   def delay(self, attempt: int, retry_after: Optional[float], rng: random.Random) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""

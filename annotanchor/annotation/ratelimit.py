@@ -5,7 +5,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from annotanchor.errors import ConfigError
+from annotanchor.errors import SettingError
 
 
 class TokenBucket:
@@ -24,7 +24,7 @@ class TokenBucket:
                clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep):
     if rate is not None and rate < 0 or burst < 1:
-      raise ConfigError(f"rate limit: need rate >= 0 and burst >= 1, got {rate} and {burst}")
+      raise SettingError(f"rate limit: need rate >= 0 and burst >= 1, got {rate} and {burst}")
     self.rate, self.burst = rate, burst
     self._clock, self._sleep = clock, sleep
     self._tokens, self._last = float(burst), clock()

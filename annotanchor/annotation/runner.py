@@ -25,7 +25,7 @@ from annotanchor.annotation.reader import Document, input_files, read_shards
 from annotanchor.annotation.shards import ShardLayout
 from annotanchor.annotation.summary import ShardStats, summarize
 from annotanchor.data import annotations
-from annotanchor.errors import ConfigError, UserError
+from annotanchor.errors import SettingError, UserError
 
 # Seconds between progress lines in the log (when there is no bar).
 LOG_EVERY_S = 10.0
@@ -139,15 +139,15 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
     written to output_dir as summary.json (summary-I-of-N.json with several processes).
 
   Raises:
-    ConfigError: bad settings; ShardError: output_dir holds another run;
+    SettingError: bad settings; ShardError: output_dir holds another run;
     sources.SourceError: an input pattern matches nothing;
     EndpointError: the annotator's endpoint refuses every request or cannot be reached;
     NothingAnnotatedError: the output holds no document (a process that owns no shard of
       several is not at fault).
   """
   if not 0 <= shard_index < shard_count or concurrency < 1:
-    raise ConfigError(f"need 0 <= shard_index={shard_index} < shard_count={shard_count} and "
-                     f"concurrency={concurrency} >= 1")
+    raise SettingError(f"need 0 <= shard_index={shard_index} < shard_count={shard_count} and "
+                       f"concurrency={concurrency} >= 1")
   layout = ShardLayout(output_dir, output_format)
   files = input_files(inputs)
   layout.check_manifest({"inputs": list(inputs), "files": files, "docs_per_shard": docs_per_shard,
