@@ -50,8 +50,8 @@ def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
   stats = ShardStats(documents=len(docs))
   jobs = {(d.number, i): pool.submit(annotator.annotate, chunk, d.record)
           for d in docs for i, chunk in enumerate(d.chunks)}
-  for future in jobs.values():
-    future.add_done_callback(lambda _: on_chunk())
+  for future in jobs.values():  # Chunks dropped when the run stops are not counted as done.
+    future.add_done_callback(lambda f: f.cancelled() or on_chunk())
   try:
     outcomes = {key: _outcome(future) for key, future in jobs.items()}
   except BaseException:  # EndpointError (or a bug) stops the run: drop the queued chunks.
