@@ -1,4 +1,4 @@
-"""The API over a tiny random checkpoint, in process: shapes, options, errors, batching, stopping."""
+"""The API over a tiny random checkpoint, in process: shapes, options, errors, batching, stop."""
 import concurrent.futures
 import http.client
 import json
