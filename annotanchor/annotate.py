@@ -8,9 +8,10 @@ Splits every document into chunks on blank lines, asks the annotator (an LLM beh
 OpenAI-compatible endpoint, or the record's own metadata fields) for each chunk's tags and
 writes OUTPUT_DIR/annotated-NNNNN.jsonl shards that `JsonlCorpus` tasks read directly. A
 rerun skips finished shards and redoes unfinished ones; SHARD_INDEX/SHARD_COUNT split the
-shards between processes. Ends with a summary (also OUTPUT_DIR/summary.json). Exit status:
-0 done, 2 bad configuration or input, or an endpoint that refuses every request.
-See gin/runs/annotate.gin.
+shards between processes. Ends with a summary (also OUTPUT_DIR/summary.json), also when it
+fails. Exit status: 0 done (chunks that failed are counted in the summary), 2 bad
+configuration or input, an endpoint that refuses every request or cannot be reached, or a
+run that wrote no document. See gin/runs/annotate.gin.
 """
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
   """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args."""
   if isinstance(inputs, str):
     inputs = [inputs]
-  summary = annotate_corpus(
+  def report(summary: dict[str, Any]) -> None:  # Also before the errors of a failed run.
+    gin_utils.write_operative_config(output_dir)
+    print(format_summary(summary), flush=True)
+  return annotate_corpus(
       inputs, output_dir, annotator, docs_per_shard=docs_per_shard, shard_index=shard_index,
       shard_count=shard_count, concurrency=concurrency, output_format=output_format,
-      text_field=text_field, id_field=id_field, progress_bar=progress_bar)
-  gin_utils.write_operative_config(output_dir)
-  print(format_summary(summary), flush=True)
-  return summary
+      text_field=text_field, id_field=id_field, progress_bar=progress_bar, report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,8 @@ HOST:PORT (PORT 0: a free port), batching concurrent requests into one sampler c
 request is rendered with the SFT prompt template; in the anchored mode the model samples an
 annotation first, which the request's `"annotation": "return"` keeps before the text and
 `"strip"` (the default) removes. Prints `serving MODEL on http://HOST:PORT/v1` once
-listening; SIGTERM or Ctrl-C stops it. See gin/runs/serve.gin.
+listening. SIGTERM or Ctrl-C (SIGINT) stops it: the port is closed, the requests in flight
+are answered, exit status 0 (a second signal ends it at once). See gin/runs/serve.gin.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ if __name__ == "__main__":
   run_module_main("annotanchor.serve")
 
 import logging
-import signal
 from typing import Mapping, Sequence
 
 import gin
@@ -28,6 +28,7 @@ from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.decoding.model_sampler import restore_sampler
+from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
@@ -67,9 +68,9 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     template: the prompt template (the SFT one).
   """
   if annotation not in ANNOTATION_OPTIONS:
-    raise ValueError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
+    raise SettingError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
   if (vocabulary is None) == (vocabulary_path is None):
-    raise ValueError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
+    raise SettingError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
   vocabulary = vocabulary or load_vocabulary(vocabulary_path)
   sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
   engine = Engine(sampler, params, vocabulary, mode, template, max_annotation_tokens,
@@ -77,19 +78,16 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
   batcher = Batcher(engine.run, max_batch, batch_window_s)
   limits = Limits(model=model_name, max_n=max_n, max_prompts=max_batch, max_tokens=max_tokens,
                   default_max_tokens=default_max_tokens, annotation=annotation)
-  server = make_server(API(engine, batcher, limits), host, port)
-  def stop(signum, frame):
-    raise KeyboardInterrupt
-  signal.signal(signal.SIGTERM, stop)
+  api = API(engine, batcher, limits)
+  server = make_server(api, host, port)
   bound_host, bound_port = server.server_address[:2]
-  print(f"serving {model_name} on http://{bound_host}:{bound_port}/v1", flush=True)
-  try:
-    server.serve_forever()
-  except KeyboardInterrupt:
-    logging.info("stopping")
-  finally:
-    server.server_close()
+  name = server.serve_until_signal(f"serving {model_name} on http://{bound_host}:{bound_port}/v1")
+  logging.info("stopping: %s", name)
+  # Every request is answered within request_timeout_s, if need be with a 500.
+  if server.stop(api.request_timeout_s):
     batcher.close()
+  else:
+    logging.warning("stopped with requests unanswered after %ss", api.request_timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from annotanchor.annotation.prompt import AnnotationPrompt
 from annotanchor.annotation.ratelimit import TokenBucket
 from annotanchor.annotation.schema import TagSchema
 from annotanchor.data.annotations import Tag
+from annotanchor.errors import SettingError, UserError
 
 Record = Mapping[str, Any]
 
@@ -41,8 +42,8 @@ class ChunkFailure(Exception):
     self.cause, self.attempts = cause, attempts
 
 
-class EndpointError(RuntimeError):
-  """The endpoint refuses every request (bad URL, model or key): the run stops."""
+class EndpointError(UserError):
+  """The endpoint refuses every request (bad URL, model or key) or is unreachable: the run stops."""
 
 
 class Annotator(Protocol):
@@ -74,8 +75,8 @@ class RetryPolicy:
 
   def __post_init__(self):
     if self.max_attempts < 1 or self.backoff_s < 0 or not 0 <= self.jitter <= 1:
-      raise ValueError(f"RetryPolicy: need max_attempts >= 1, backoff_s >= 0 and jitter in "
-                       f"[0, 1]; got {self.max_attempts}, {self.backoff_s}, {self.jitter}")
+      raise SettingError(f"RetryPolicy: need max_attempts >= 1, backoff_s >= 0 and jitter in "
+                         f"[0, 1]; got {self.max_attempts}, {self.backoff_s}, {self.jitter}")
 
   def delay(self, attempt: int, retry_after: Optional[float], rng: random.Random) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -88,7 +89,10 @@ class RetryPolicy:
 class LLMAnnotator:
   """Annotates chunks through an instruct LLM behind an OpenAI-compatible endpoint.
 
-  Thread-safe: the runner calls `annotate` from its worker threads.
+  Thread-safe: the runner calls `annotate` from its worker threads. A chunk whose attempts
+  all fail to connect, while no request of the run has yet reached the endpoint, raises
+  `EndpointError`: a server that is not there (a closed port, a wrong host) stops the run
+  at its first chunk instead of failing every chunk of the corpus in turn.
 
   Args:
     endpoint: the server and request settings.
@@ -112,6 +116,7 @@ class LLMAnnotator:
     self._sleep = sleep
     self._rng = random.Random()
     self._rng_lock = threading.Lock()
+    self._reached = False  # Whether any request got past connecting; only ever set.
 
   def annotate(self, chunk: str, record: Record) -> tuple[Tag, ...]:
     del record  # The chunk alone is annotated.
@@ -120,8 +125,12 @@ class LLMAnnotator:
       self.limiter.acquire()
       retry_after = None
       try:
-        return parse_response(self.client.complete(text), self.schema)
+        answer = self.client.complete(text)
+        self._reached = True
+        return parse_response(answer, self.schema)
       except RequestFailure as e:
+        if e.cause != "connection":
+          self._reached = True
         if e.status in FATAL_STATUSES:
           raise EndpointError(f"{e} (check Endpoint.base_url, model and api_key_env)") from None
         if not e.retryable:
@@ -134,6 +143,9 @@ class LLMAnnotator:
           wait = self.retry.delay(attempt, retry_after, self._rng)
         logging.debug("retrying in %.2fs after %s: %s", wait, failure.cause, failure)
         self._sleep(wait)
+    if failure.cause == "connection" and not self._reached:
+      raise EndpointError(f"cannot reach the endpoint: {failure} ({failure.attempts} attempts; "
+                          f"is the server up? check Endpoint.base_url)")
     raise failure
 
 

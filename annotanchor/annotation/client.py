@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional
 import gin
 
 from annotanchor.annotation.prompt import AnnotationPrompt
+from annotanchor.errors import SettingError
 
 APIS = ("chat", "completions")
 # HTTP statuses that mean the endpoint itself is misconfigured: stop the run.
@@ -67,11 +68,11 @@ class Endpoint:
 
   def __post_init__(self):
     if self.api not in APIS:
-      raise ValueError(f"Endpoint.api={self.api!r}; expected one of {APIS}")
+      raise SettingError(f"Endpoint.api={self.api!r}; expected one of {APIS}")
     if not self.base_url.startswith(("http://", "https://")):
-      raise ValueError(f"Endpoint.base_url={self.base_url!r} is not an http(s) URL")
+      raise SettingError(f"Endpoint.base_url={self.base_url!r} is not an http(s) URL")
     if self.timeout_s <= 0:
-      raise ValueError(f"Endpoint.timeout_s={self.timeout_s} must be positive")
+      raise SettingError(f"Endpoint.timeout_s={self.timeout_s} must be positive")
 
 
 class OpenAIClient:

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import gin
 
 from annotanchor.annotation.schema import PAPER_KEYS
+from annotanchor.errors import SettingError
 
 DEFAULT_TEMPLATE = """\
 Annotate the passage below with short key:value tags that describe what it is about, so \
@@ -49,8 +50,8 @@ class AnnotationPrompt:
   def __post_init__(self):
     fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
     if "chunk" not in fields or fields - _FIELDS:
-      raise ValueError(f"AnnotationPrompt.template must use {{chunk}} and may use {{keys}}; it "
-                       f"has the fields {sorted(fields)}")
+      raise SettingError(f"AnnotationPrompt.template must use {{chunk}} and may use {{keys}}; it "
+                         f"has the fields {sorted(fields)}")
 
   def render(self, chunk: str, keys: Optional[Sequence[str]]) -> str:
     """The prompt for one chunk; `keys` None (any key) names the paper's keys as examples."""

@@ -5,6 +5,8 @@ import threading
 import time
 from typing import Callable, Optional
 
+from annotanchor.errors import SettingError
+
 
 class TokenBucket:
   """Blocks callers of `acquire` so that requests keep to a rate.
@@ -22,7 +24,7 @@ class TokenBucket:
                clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep):
     if rate is not None and rate < 0 or burst < 1:
-      raise ValueError(f"rate limit: need rate >= 0 and burst >= 1, got {rate} and {burst}")
+      raise SettingError(f"rate limit: need rate >= 0 and burst >= 1, got {rate} and {burst}")
     self.rate, self.burst = rate, burst
     self._clock, self._sleep = clock, sleep
     self._tokens, self._last = float(burst), clock()

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from annotanchor.data import annotations, sources
+from annotanchor.errors import SettingError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +85,7 @@ def read_shards(files: Sequence[str], docs_per_shard: int, wanted: Callable[[int
       position).
   """
   if docs_per_shard < 1:
-    raise ValueError(f"docs_per_shard={docs_per_shard} must be at least 1")
+    raise SettingError(f"docs_per_shard={docs_per_shard} must be at least 1")
   shard: Optional[int] = None
   docs: list[Document] = []
   number = 0

@@ -6,7 +6,8 @@ For each shard this process owns and has not finished (see `reader` and `shards`
 chunk of every document goes to the annotator on a thread pool; a document whose chunks all
 got tags is written as `{"id", "text", "annotations"}`, any other goes to the shard's
 failures file with the cause of each failed chunk. Progress (chunks and chunks/s) goes to a
-tqdm bar on terminals and to the log otherwise; the summary is returned and written.
+tqdm bar on terminals and to the log otherwise. The summary is written and returned, also
+when the run stops (`EndpointError`) or ends with nothing written (`NothingAnnotatedError`).
 """
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import tqdm
 
-from annotanchor.annotation.annotators import Annotator, ChunkFailure
+from annotanchor.annotation.annotators import Annotator, ChunkFailure, EndpointError
 from annotanchor.annotation.reader import Document, input_files, read_shards
 from annotanchor.annotation.shards import ShardLayout
 from annotanchor.annotation.summary import ShardStats, summarize
 from annotanchor.data import annotations
+from annotanchor.errors import SettingError, UserError
 
 # Seconds between progress lines in the log (when there is no bar).
 LOG_EVERY_S = 10.0
+
+
+class NothingAnnotatedError(UserError):
+  """A run whose output holds no document: every chunk failed, or the inputs held none."""
 
 
 def _outcome(future: concurrent.futures.Future) -> Any:
@@ -44,8 +50,8 @@ def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
   stats = ShardStats(documents=len(docs))
   jobs = {(d.number, i): pool.submit(annotator.annotate, chunk, d.record)
           for d in docs for i, chunk in enumerate(d.chunks)}
-  for future in jobs.values():
-    future.add_done_callback(lambda _: on_chunk())
+  for future in jobs.values():  # Chunks dropped when the run stops are not counted as done.
+    future.add_done_callback(lambda f: f.cancelled() or on_chunk())
   try:
     outcomes = {key: _outcome(future) for key, future in jobs.items()}
   except BaseException:  # EndpointError (or a bug) stops the run: drop the queued chunks.
@@ -109,7 +115,9 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
                     concurrency: int = 8, output_format: str = "jsonl",
                     text_field: str = "text", id_field: str = "id",
                     fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT,
-                    progress_bar: Optional[bool] = None) -> dict[str, Any]:
+                    progress_bar: Optional[bool] = None,
+                    report: Optional[Callable[[dict[str, Any]], None]] = None
+                    ) -> dict[str, Any]:
   """Annotates the documents of `inputs` into shards in `output_dir`; returns the summary.
 
   Args:
@@ -124,19 +132,22 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
     text_field, id_field: record fields of the document text and id.
     fmt: the annotation delimiters written.
     progress_bar: a tqdm bar (default: on terminals).
+    report: called with the summary once it is written, before any error below.
 
   Returns:
     The summary over this process's finished shards (see `summary.summarize`), also
     written to output_dir as summary.json (summary-I-of-N.json with several processes).
 
   Raises:
-    ValueError: bad settings; ShardError: output_dir holds another run;
+    SettingError: bad settings; ShardError: output_dir holds another run;
     sources.SourceError: an input pattern matches nothing;
-    EndpointError: the annotator's endpoint refuses every request.
+    EndpointError: the annotator's endpoint refuses every request or cannot be reached;
+    NothingAnnotatedError: the output holds no document (a process that owns no shard of
+      several is not at fault).
   """
   if not 0 <= shard_index < shard_count or concurrency < 1:
-    raise ValueError(f"need 0 <= shard_index={shard_index} < shard_count={shard_count} and "
-                     f"concurrency={concurrency} >= 1")
+    raise SettingError(f"need 0 <= shard_index={shard_index} < shard_count={shard_count} and "
+                       f"concurrency={concurrency} >= 1")
   layout = ShardLayout(output_dir, output_format)
   files = input_files(inputs)
   layout.check_manifest({"inputs": list(inputs), "files": files, "docs_per_shard": docs_per_shard,
@@ -147,11 +158,16 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
     logging.info("resuming: %d finished shards of this process are skipped", len(done))
   wanted = lambda j: j % shard_count == shard_index and j not in done
   progress = _Progress(progress_bar)
-  with concurrent.futures.ThreadPoolExecutor(concurrency, "annotate") as pool:
-    for shard, docs in read_shards(files, docs_per_shard, wanted, text_field, id_field):
-      records, failures, stats = _annotate_shard(docs, annotator, pool, fmt, progress.chunk_done)
-      layout.write(shard, records, failures, stats)
-      progress.shard_done(shard)
+  stopped = None
+  try:
+    with concurrent.futures.ThreadPoolExecutor(concurrency, "annotate") as pool:
+      for shard, docs in read_shards(files, docs_per_shard, wanted, text_field, id_field):
+        records, failures, stats = _annotate_shard(docs, annotator, pool, fmt,
+                                                   progress.chunk_done)
+        layout.write(shard, records, failures, stats)
+        progress.shard_done(shard)
+  except EndpointError as e:  # The run stops; the summary still says what it finished.
+    stopped = e
   progress.bar.close()
   seconds = time.perf_counter() - progress.start
   total = ShardStats()
@@ -161,4 +177,14 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
   summary = summarize(total, shards=len(mine), chunks_this_run=progress.count, seconds=seconds)
   name = "summary.json" if shard_count == 1 else f"summary-{shard_index}-of-{shard_count}.json"
   logging.info("summary written to %s", layout.write_summary(name, summary))
+  if report is not None:
+    report(summary)
+  if stopped is not None:
+    raise stopped
+  if not summary["chunks_written"] and (summary["documents"] or shard_count == 1):
+    causes = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
+    raise NothingAnnotatedError(
+        f"nothing annotated: of {summary['documents']} documents ({summary['chunks']} "
+        f"chunks) in INPUTS none was written to {output_dir}; failures: {causes} "
+        "(see failures-*.jsonl)")
   return summary

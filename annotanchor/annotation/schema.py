@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence
 import gin
 
 from annotanchor.data import annotations
+from annotanchor.errors import SettingError
 
 # The paper's tag keys (DESIGN.md 1.1).
 PAPER_KEYS = ("topic", "domain", "entity", "action", "location", "time", "sentiment", "style",
@@ -45,11 +46,11 @@ class TagSchema:
         try:
           annotations.validate_tag(key, "x")
         except annotations.AnnotationError as e:
-          raise ValueError(f"TagSchema.allowed_keys: {e}") from None
+          raise SettingError(f"TagSchema.allowed_keys: {e}") from None
       object.__setattr__(self, "allowed_keys", tuple(self.allowed_keys))
     if self.max_value_chars < 1 or self.max_tags < 1:
-      raise ValueError(f"TagSchema.max_value_chars={self.max_value_chars} and max_tags="
-                       f"{self.max_tags} must be at least 1")
+      raise SettingError(f"TagSchema.max_value_chars={self.max_value_chars} and max_tags="
+                         f"{self.max_tags} must be at least 1")
 
   def normalize_key(self, key: str) -> str:
     """`" Main Topic "` -> `"main_topic"`; `"sub-genre"` -> `"sub_genre"`."""

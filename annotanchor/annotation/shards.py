@@ -27,12 +27,13 @@ from typing import Any, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from annotanchor.annotation.summary import ShardStats
+from annotanchor.errors import SettingError, UserError
 
 FORMATS = {"jsonl": "jsonl", "tfrecord": "tfrecord"}
 MANIFEST = "annotate_run.json"
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
   """The output directory holds another run's shards."""
 
 
@@ -77,7 +78,7 @@ class ShardLayout:
 
   def __post_init__(self):
     if self.output_format not in FORMATS:
-      raise ValueError(f"output_format={self.output_format!r}; expected one of {list(FORMATS)}")
+      raise SettingError(f"output_format={self.output_format!r}; expected one of {list(FORMATS)}")
 
   def path(self, shard: int) -> str:
     return os.path.join(self.output_dir, f"{self.prefix}-{shard:05d}.{FORMATS[self.output_format]}")

@@ -21,6 +21,7 @@ import time
 from typing import Callable, Sequence
 
 from annotanchor.decoding.generate import Continuation, DecodeSettings
+from annotanchor.errors import SettingError
 from annotanchor.serving.engine import padded_size
 
 RunFn = Callable[[DecodeSettings, Sequence[str], Sequence[str]], list[list[Continuation]]]
@@ -45,7 +46,7 @@ class Batcher:
 
   def __init__(self, run: RunFn, max_batch: int = 8, window_s: float = 0.0):
     if max_batch < 1 or window_s < 0:
-      raise ValueError(f"need max_batch >= 1 and window_s >= 0, got {max_batch}, {window_s}")
+      raise SettingError(f"need max_batch >= 1 and window_s >= 0, got {max_batch}, {window_s}")
     self._run, self.max_batch, self.window_s = run, max_batch, window_s
     self._queue: "queue.Queue[_Job | None]" = queue.Queue()
     self.calls: list[int] = []  # Prompts (without padding) in each call, for logs and tests.

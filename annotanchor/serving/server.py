@@ -4,13 +4,18 @@ Each request is handled on its own thread: parsed and validated (`protocol`), ch
 against the model's context (`Engine.prompt_tokens`), queued on the Batcher and answered
 when its batch is sampled. Errors are answered in the API's error shape with their status
 (400 bad request, 404 unknown route or model, 405 wrong method, 413 body too large, 500
-sampler failure).
+sampler failure). On SIGTERM or SIGINT (`Server.serve_until_signal`), `Server.stop` closes
+the port and waits for the requests in flight to be answered; a request that arrives on an
+open connection after that gets 503.
 """
 from __future__ import annotations
 
 import http.server
 import json
 import logging
+import signal
+import socket
+import threading
 import time
 from typing import Any
 
@@ -22,6 +27,7 @@ from annotanchor.serving.protocol import APIError, Limits
 
 MAX_BODY_BYTES = 4 << 20
 ROUTES = {"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET"}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class API:
@@ -85,6 +91,8 @@ def make_handler(api: API) -> type[http.server.BaseHTTPRequestHandler]:
       self.send_response(status)
       self.send_header("Content-Type", "application/json")
       self.send_header("Content-Length", str(len(data)))
+      if self.server.stopping:  # Keep-alive clients: this connection is not reused.
+        self.send_header("Connection", "close")
       self.end_headers()
       self.wfile.write(data)
 
@@ -118,23 +126,90 @@ def make_handler(api: API) -> type[http.server.BaseHTTPRequestHandler]:
       except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise APIError(400, f"the request body is not valid JSON ({e})") from None
 
+    def _handle(self, method: str) -> None:
+      if not self.server.begin_request():
+        self.close_connection = True
+        return self._send(503, APIError(503, "the server is shutting down",
+                                        type="server_error").body())
+      try:
+        self._route(method)
+      finally:
+        self.server.end_request()
+
     def do_GET(self):
-      self._route("GET")
+      self._handle("GET")
 
     def do_POST(self):
-      self._route("POST")
+      self._handle("POST")
 
   return Handler
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class Server(http.server.ThreadingHTTPServer):
+  """The HTTP server; counts the requests in flight so that `stop` can wait for them."""
   # socketserver's listen backlog of 5 drops the connects of a burst of clients, which the
   # kernel retries only after a second: 8 concurrent annotators stalled ~1 s per burst.
   request_queue_size = 1024
   daemon_threads = True
 
+  def __init__(self, address, handler):
+    super().__init__(address, handler)
+    self.stopping = False
+    self._in_flight = 0
+    self._cond = threading.Condition()
 
-def make_server(api: API, host: str = "127.0.0.1", port: int = 8000
-                ) -> http.server.ThreadingHTTPServer:
+  def serve_until_signal(self, announce: str) -> str:
+    """Serves on a thread, prints `announce`, waits for SIGTERM or SIGINT; returns its name.
+
+    Call it from the main thread. The handlers do nothing: the C-level handler writes the
+    signal's number to a socket (`signal.set_wakeup_fd`) that this thread reads, so no lock
+    is taken inside a handler (setting an Event there can deadlock). Afterwards the default
+    handlers are back: a second signal ends the process at once.
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno())
+    for s in STOP_SIGNALS:
+      signal.signal(s, lambda *_: None)
+    try:
+      threading.Thread(target=self.serve_forever, name="http", daemon=True).start()
+      print(announce, flush=True)
+      while (number := reader.recv(1)[0]) not in STOP_SIGNALS:
+        pass  # Another signal that has a Python handler.
+    finally:
+      signal.set_wakeup_fd(previous)
+      for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+      reader.close()
+      writer.close()
+    return signal.Signals(number).name
+
+  def begin_request(self) -> bool:
+    """Counts a request in flight; False (refuse it) once stopping."""
+    with self._cond:
+      if not self.stopping:
+        self._in_flight += 1
+      return not self.stopping
+
+  def end_request(self) -> None:
+    with self._cond:
+      self._in_flight -= 1
+      self._cond.notify_all()
+
+  def stop(self, timeout_s: float) -> bool:
+    """Closes the port and waits until the requests in flight are answered.
+
+    Call it from another thread than `serve_forever`'s. Returns False if some request was
+    still unanswered after `timeout_s` seconds.
+    """
+    with self._cond:
+      self.stopping = True
+    self.shutdown()
+    self.server_close()
+    with self._cond:
+      return self._cond.wait_for(lambda: not self._in_flight, timeout_s)
+
+
+def make_server(api: API, host: str = "127.0.0.1", port: int = 8000) -> Server:
   """A bound (not yet serving) server; port 0 picks a free port (see `server_address`)."""
-  return _Server((host, port), make_handler(api))
+  return Server((host, port), make_handler(api))

@@ -1,6 +1,8 @@
-"""The API over a tiny random checkpoint, in process: shapes, options, errors, batching."""
+"""The API over a tiny random checkpoint, in process: shapes, options, errors, batching, stop."""
 import concurrent.futures
+import http.client
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -139,3 +141,21 @@ def test_serve_command_errors_name_the_setting(tmp_path, capsys):
   assert "serve.annotation='keep'" in capsys.readouterr().err
   with pytest.raises(FileNotFoundError, match=f"CHECKPOINT_PATH='{missing}' holds no checkpoint"):
     restore_sampler(CFG, missing, {"data": 4, "model": 2})
+
+
+def test_stop_closes_the_port_and_refuses_requests_on_open_connections():
+  server = make_server(API(None, None, Limits(model="m")), port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  port = server.server_address[1]
+  kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+  kept.request("GET", "/v1/models")
+  first = kept.getresponse()
+  assert first.status == 200 and first.getheader("Connection") is None
+  first.read()
+  assert server.stop(timeout_s=10)  # Nothing in flight: returns at once.
+  with pytest.raises(ConnectionRefusedError):
+    socket.create_connection(("127.0.0.1", port), timeout=10)
+  kept.request("GET", "/v1/models")  # A keep-alive connection opened before the stop.
+  late = kept.getresponse()
+  assert late.status == 503 and late.getheader("Connection") == "close"
+  assert "shutting down" in json.loads(late.read())["error"]["message"]
