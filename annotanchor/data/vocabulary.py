@@ -25,6 +25,7 @@ from sentencepiece import sentencepiece_model_pb2
 import tensorflow as tf
 
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.errors import SettingError
 
 
 def marker_symbols(template: Optional[PromptTemplate] = None) -> list[str]:
@@ -96,6 +97,8 @@ def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.SentencePi
   Returns:
     The vocabulary.
   """
+  if not tf.io.gfile.exists(path):  # seqio would fail only at the first tokenization.
+    raise SettingError(f"vocabulary {path!r}: no such file")
   overrides = sentencepiece_model_pb2.NormalizerSpec(add_dummy_prefix=False) \
       if piecewise_exact else None
   return seqio.SentencePieceVocabulary(path, normalizer_spec_overrides=overrides)

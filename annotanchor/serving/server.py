@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.errors import SettingError
 from annotanchor.serving import protocol
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
@@ -211,5 +212,12 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def make_server(api: API, host: str = "127.0.0.1", port: int = 8000) -> Server:
-  """A bound (not yet serving) server; port 0 picks a free port (see `server_address`)."""
-  return Server((host, port), make_handler(api))
+  """A bound (not yet serving) server; port 0 picks a free port (see `server_address`).
+
+  Raises:
+    SettingError: the address cannot be bound (in use, not this host's, no permission).
+  """
+  try:
+    return Server((host, port), make_handler(api))
+  except OSError as e:
+    raise SettingError(f"HOST={host!r} PORT={port}: cannot listen there ({e.strerror})") from None

@@ -160,3 +160,18 @@ def test_serve_answers_the_requests_in_flight_then_exits_0_on_a_signal(serve_arg
     assert all(c["finish_reason"] in ("stop", "length") for c in answer["choices"])
   assert proc.returncode == 0, log[-3000:]
   assert f"stopping: {signum.name}" in log and "Traceback" not in log, log[-3000:]
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_it(serve_args):
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    args = [a for a in serve_args if not a.startswith("--gin.PORT=")] + [f"--gin.PORT={port}"]
+    assert_one_line_error(run(args), "serve", f"PORT={port}", "cannot listen there")
+
+
+def test_serve_with_a_missing_vocabulary_is_one_line_naming_it(serve_args, tmp_path):
+  missing = str(tmp_path / "nowhere.model")
+  args = [a for a in serve_args if "bytes.gin" not in a] + [f"--gin.VOCABULARY_PATH='{missing}'"]
+  assert_one_line_error(run(args), "serve", missing, "no such file")
