@@ -171,7 +171,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   """
   if anchored_arm in (base_arm, sft_arm) or base_arm == sft_arm:
     raise SettingError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
-                     f"{anchored_arm!r}")
+                       f"{anchored_arm!r}")
   arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
   # Importing a user module may register gin configurables (the storyworld parser's
   # package does), which gin refuses once the config is locked.

@@ -60,7 +60,7 @@ def get_dataset(mixture_or_task_name: str,
     raise SettingError(f"shard_index={shard_index} is not in [0, num_shards={num_shards}).")
   if batch_size % num_shards:
     raise SettingError(f"Global batch_size={batch_size} is not divisible by "
-                     f"num_shards={num_shards}.")
+                       f"num_shards={num_shards}.")
   if start_step < 0:
     raise SettingError(f"start_step must be >= 0, got {start_step}.")
   register_configured_corpora()

@@ -88,7 +88,7 @@ class DecodeSettings:
       raise SettingError(f"mode={self.mode!r}; expected one of {MODES}")
     if self.prompt_format not in PROMPT_FORMATS:
       raise SettingError(f"prompt_format={self.prompt_format!r}; expected one of "
-                       f"{PROMPT_FORMATS}")
+                         f"{PROMPT_FORMATS}")
     if self.num_samples < 1:
       raise SettingError(f"num_samples={self.num_samples} must be at least 1")
 

@@ -214,7 +214,7 @@ class DecoderSampler:
     """
     if prompts.shape[0] % self.batch_degree:
       raise SettingError(f"{prompts.shape[0]} prompts do not divide by the mesh's batch axes "
-                       f"data*fsdp={self.batch_degree}; pad the batch")
+                         f"data*fsdp={self.batch_degree}; pad the batch")
     key = (prompts.shape[1], sampling)
     if key not in self._compiled:
       self._compiled[key] = self._build(prompts.shape[1], sampling)

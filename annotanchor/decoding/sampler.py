@@ -89,10 +89,10 @@ class SamplingConfig:
   def __post_init__(self):
     if self.max_new_tokens < 1 or self.num_decodes < 1:
       raise SettingError(f"max_new_tokens={self.max_new_tokens} and num_decodes="
-                       f"{self.num_decodes} must be at least 1")
+                         f"{self.num_decodes} must be at least 1")
     if self.temperature < 0 or self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
       raise SettingError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got "
-                       f"{self.temperature}, {self.top_k}, {self.top_p}")
+                         f"{self.temperature}, {self.top_k}, {self.top_p}")
     if any(len(s) == 0 for s in self.stop_sequences):
       raise SettingError("stop_sequences holds an empty sequence")
     # Lists from gin or JSON become tuples so that the config stays hashable.

@@ -274,7 +274,7 @@ def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,
   partitioning.check_batch(rows, mesh)
   if slots > config.max_len:
     raise SettingError(f"a decode cache of {slots} slots exceeds the model's max_len="
-                     f"{config.max_len}")
+                       f"{config.max_len}")
   rows_sharding = NamedSharding(mesh, P(partitioning.BATCH_AXES))
   token = jax.ShapeDtypeStruct((rows, 1), jnp.int32, sharding=rows_sharding)
 
