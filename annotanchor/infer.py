@@ -28,8 +28,8 @@ import tqdm
 
 from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.decoding.generate import DecodeSettings, Generator
-from annotanchor.decoding.model_sampler import restore_sampler
 from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.evaluation.samples import Sample, SampleFileError, write_samples
@@ -132,7 +132,7 @@ def _resume(partial: str, run: Mapping[str, Any], num_samples: int
 
 @gin.configurable
 def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
-          arm: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
+          arm: str = gin.REQUIRED, model_config: TransformerConfig | None = None,
           mixture_or_task_name: str | None = None, split: str = "test",
           prompts_file: str | None = None, vocabulary: seqio.Vocabulary | None = None,
           mode: str = "direct", num_samples: int = 10, max_new_tokens: int = 256,
@@ -148,17 +148,18 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
     output_dir: where samples.jsonl, its marker and config.gin are written.
     arm: the arm name recorded with every sample (base, sft, anchored, an ablation).
-    model_config: the network's shape (the checkpoint's).
+    model_config: the network's shape; default the checkpoint's (see
+      annotanchor/training/metadata.py: fields bound in gin are checked against it).
     mixture_or_task_name: a SeqIO task whose examples hold `prompt` (and `id`).
     split: the task's split.
     prompts_file: instead of a task, JSONL of `{"id": ..., "prompt": ...}`.
-    vocabulary: encodes and decodes; default the task's `targets` vocabulary (required
-      with prompts_file).
+    vocabulary: encodes and decodes; default the task's `targets` vocabulary, else the
+      checkpoint's (either must be the one the checkpoint was trained with).
     mode, num_samples, max_new_tokens, temperature, top_k, top_p, annotation_temperature,
       max_annotation_tokens, given_annotation, prompt_format, seed: see DecodeSettings.
     batch_size: prompts per sampler call (rounded up to the mesh's batch multiple).
     mesh: degrees per mesh axis; default every device on `data`.
-    template: the prompt template (the SFT one).
+    template: the prompt template; default the checkpoint's.
     output_name: the sample file's name in output_dir.
     progress_bar: a tqdm bar (default: on interactive terminals).
 
@@ -174,8 +175,6 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   if (mixture_or_task_name is None) == (prompts_file is None):
     raise InferError("set exactly one of MIXTURE_OR_TASK_NAME and PROMPTS_FILE")
   if prompts_file is not None:
-    if vocabulary is None:
-      raise InferError("PROMPTS_FILE needs a vocabulary (infer.vocabulary)")
     prompts = read_prompts_file(prompts_file)
   else:
     prompts, task_vocabulary = read_task_prompts(mixture_or_task_name, split)
@@ -198,8 +197,11 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   if done:
     logging.info("resuming: %d of %d prompts already sampled", len(done), len(prompts))
 
-  sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
-  generator = Generator(sampler, params, vocabulary, settings, template)
+  bound_model, template_explicit = gin_utils.sampling_bindings(model_config, template)
+  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
+                               template=template or PromptTemplate(),
+                               template_explicit=template_explicit, mesh=mesh)
+  generator = Generator(setup.sampler, setup.params, setup.vocabulary, settings, setup.template)
   gin_utils.write_operative_config(output_dir)
 
   bar = tqdm.tqdm(total=len(prompts) * num_samples, initial=len(done) * num_samples,

@@ -27,7 +27,7 @@ import seqio
 from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
-from annotanchor.decoding.model_sampler import restore_sampler
+from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
@@ -37,7 +37,7 @@ from annotanchor.serving.server import API, make_server
 
 
 @gin.configurable
-def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
+def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig | None = None,
           vocabulary_path: str | None = None, vocabulary: seqio.Vocabulary | None = None,
           model_name: str = "annotanchor",
           host: str = "127.0.0.1", port: int = 8000, mode: str = "anchored",
@@ -49,8 +49,10 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
 
   Args:
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
-    model_config: the network's shape (the checkpoint's).
-    vocabulary_path: the checkpoint's SentencePiece model.
+    model_config: the network's shape; default the checkpoint's (see
+      annotanchor/training/metadata.py: fields bound in gin are checked against it).
+    vocabulary_path: a SentencePiece model; default the checkpoint's (a given one must be
+      the checkpoint's).
     vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
     model_name: the name in `/v1/models` and responses (requests naming another get 404).
     host, port: where to listen (port 0: a free one, printed).
@@ -65,16 +67,20 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     default_max_tokens: `max_tokens` of requests that leave it out.
     max_annotation_tokens, annotation_temperature: annotation sampling (anchored mode).
     mesh: degrees per mesh axis; default every device on `data`.
-    template: the prompt template (the SFT one).
+    template: the prompt template; default the checkpoint's.
   """
   if annotation not in ANNOTATION_OPTIONS:
     raise SettingError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
-  if (vocabulary is None) == (vocabulary_path is None):
-    raise SettingError("set exactly one of VOCABULARY_PATH and serve.serve.vocabulary")
-  vocabulary = vocabulary or load_vocabulary(vocabulary_path)
-  sampler, params = restore_sampler(model_config, checkpoint_path, mesh)
-  engine = Engine(sampler, params, vocabulary, mode, template, max_annotation_tokens,
-                  annotation_temperature)
+  if vocabulary is not None and vocabulary_path is not None:
+    raise SettingError("set at most one of VOCABULARY_PATH and serve.serve.vocabulary")
+  if vocabulary_path is not None:
+    vocabulary = load_vocabulary(vocabulary_path)
+  bound_model, template_explicit = gin_utils.sampling_bindings(model_config, template)
+  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
+                               template=template or PromptTemplate(),
+                               template_explicit=template_explicit, mesh=mesh)
+  engine = Engine(setup.sampler, setup.params, setup.vocabulary, mode, setup.template,
+                  max_annotation_tokens, annotation_temperature)
   batcher = Batcher(engine.run, max_batch, batch_window_s)
   limits = Limits(model=model_name, max_n=max_n, max_prompts=max_batch, max_tokens=max_tokens,
                   default_max_tokens=default_max_tokens, annotation=annotation)

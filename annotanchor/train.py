@@ -18,11 +18,12 @@ from typing import Any, Callable, Mapping
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.registration import register_configured_corpora
 from annotanchor.errors import SettingError, is_count, require
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.training import loop, multihost, partitioning
+from annotanchor.training import loop, metadata, multihost, partitioning
 from annotanchor.training.optim import OptimizerConfig, make_optimizer
 
 
@@ -87,7 +88,9 @@ def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
       model_dir=model_dir, train_steps=train_steps, batch_size=batch_size, microbatches=microbatches, nan_policy=nan_policy,
       seed=seed, initial_checkpoint_path=initial_checkpoint_path,
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
-      peak_flops=peak_flops)
+      peak_flops=peak_flops,
+      metadata=run_metadata(model_config, mixture_or_task_name, model_dir,
+                            copy_vocabulary=jax.process_index() == 0))
 
 
 def model_and_optimizer(model_config: TransformerConfig, optimizer: OptimizerConfig | None,
@@ -96,6 +99,18 @@ def model_and_optimizer(model_config: TransformerConfig, optimizer: OptimizerCon
   tx, schedule = make_optimizer(optimizer or OptimizerConfig(), train_steps)
   model = DecoderOnlyModel(model_config, z_loss=z_loss, loss_normalization=loss_normalization)
   return model, tx, schedule
+
+
+def run_metadata(model_config: TransformerConfig, mixture_or_task_name: str, model_dir: str,
+                 *, copy_vocabulary: bool) -> dict[str, Any]:
+  """What every checkpoint of the run records: the network, the task's vocabulary (its file
+  copied into MODEL_DIR when `copy_vocabulary`) and the prompt template."""
+  import seqio  # The task registry; imported here to keep `--help` fast.
+
+  vocabulary = seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
+  return metadata.RunMetadata(
+      model_config, metadata.describe_vocabulary(vocabulary, model_dir, copy=copy_vocabulary),
+      PromptTemplate()).to_json()
 
 
 def configured_arguments() -> dict[str, Any]:

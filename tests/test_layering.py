@@ -10,12 +10,13 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "annotanchor"
 LEAVES = {"errors", "hardware", "platforms"}
-# Stage -> the stages it may import (DESIGN.md section 2). Evaluation works from sample
-# files alone: it knows no model, trainer or decoder.
+# Stage -> the stages it may import: those before it in the flow tasks -> data -> model ->
+# training -> decoding -> evaluation (DESIGN.md section 2), less two: the network knows only
+# arrays (model imports no data code), and evaluation works from sample files alone.
 ALLOWED = {
     "data": set(),
     "model": set(),
-    "training": {"model"},
+    "training": {"data", "model"},
     "decoding": {"data", "model", "training"},
     "evaluation": {"data"},
     "annotation": {"data", "evaluation"},

@@ -6,7 +6,7 @@ item so fine-tuning (INITIAL_CHECKPOINT_PATH) reads them without the optimizer s
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
@@ -66,11 +66,15 @@ class Checkpointer:
     save_every: save when step % save_every == 0 (the final and preemption saves are forced).
     keep: number of most recent checkpoints kept.
     async_save: write in a background thread while training continues.
+    metadata: JSON written into every checkpoint's `meta` item next to the step (what the
+      run was trained with: annotanchor/training/metadata.py).
   """
 
-  def __init__(self, model_dir: str, *, save_every: int, keep: int = 3, async_save: bool = True):
+  def __init__(self, model_dir: str, *, save_every: int, keep: int = 3, async_save: bool = True,
+               metadata: Mapping[str, Any] | None = None):
     self.directory = os.path.join(absolute(model_dir), "checkpoints")
     self.save_every = save_every
+    self.metadata = dict(metadata or {})
     # Cadence is decided here: Orbax's interval policy also saves the first step it sees.
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, save_interval_steps=1,
@@ -97,7 +101,7 @@ class Checkpointer:
         args=ocp.args.Composite(
             params=ocp.args.StandardSave(state.params),
             opt_state=ocp.args.StandardSave(state.opt_state),
-            meta=ocp.args.JsonSave({"step": step})))
+            meta=ocp.args.JsonSave({"step": step, **self.metadata})))
 
   def restore(self, step: int, abstract: TrainState) -> TrainState:
     """Restores `step` into the shardings carried by `abstract` (any mesh)."""

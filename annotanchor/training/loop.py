@@ -61,17 +61,19 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
                microbatches: int = 1, nan_policy: str = "skip", seed: int = 0,
                initial_checkpoint_path: str | None = None, checkpoint_every: int = 1000,
                keep_checkpoints: int = 3, async_checkpoints: bool = True, log_every: int = 10,
-               peak_flops: float | None = None, progress_bar: bool | None = None) -> TrainResult:
+               peak_flops: float | None = None, progress_bar: bool | None = None,
+               metadata: Mapping | None = None) -> TrainResult:
   """Trains `model` to `train_steps`, resuming from MODEL_DIR/checkpoints when present.
 
   The data stream is resumed at the restored step (dataset_fn(start_step)), so an
   interrupted and resumed run ends with the same parameters as an uninterrupted one.
+  `metadata` is written into every checkpoint (see `checkpoints.Checkpointer`).
   """
   step_fn, abstract, shardings = step_lib.sharded_train_step(
       model, optimizer, schedule, mesh, batch_size=batch_size, microbatches=microbatches,
       nan_policy=nan_policy)
   ckpt = checkpoints.Checkpointer(model_dir, save_every=checkpoint_every, keep=keep_checkpoints,
-                                  async_save=async_checkpoints)
+                                  async_save=async_checkpoints, metadata=metadata)
   latest = ckpt.latest_step()
   if latest is not None:
     logging.info("Resuming from %s/%d", ckpt.directory, latest)

@@ -1,0 +1,67 @@
+"""Everything sampling needs, from a checkpoint path: network, parameters, vocabulary, template.
+
+A checkpoint written by `train` describes itself (annotanchor/training/metadata.py), so
+`infer` and `serve` need only CHECKPOINT_PATH; what the user does set is checked against
+it. A checkpoint without metadata needs the settings given, as before.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import seqio
+
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.decoding.model_sampler import DecoderSampler, restore_sampler
+from annotanchor.training import metadata as metadata_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSetup:
+  sampler: DecoderSampler
+  params: Any
+  vocabulary: seqio.Vocabulary
+  template: PromptTemplate
+
+
+def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any],
+                         vocabulary: seqio.Vocabulary | None, template: PromptTemplate,
+                         template_explicit: bool, mesh: Mapping[str, int] | None = None,
+                         setting: str = "CHECKPOINT_PATH") -> SamplingSetup:
+  """The sampler and parameters of a checkpoint, with its vocabulary and template.
+
+  Args:
+    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    bound_model: TransformerConfig fields the user set (all of them for a checkpoint
+      without metadata); each must agree with the checkpoint (see
+      `metadata.resolve_model`).
+    vocabulary: the vocabulary the user gave (a task's, or VOCABULARY_PATH), or None for
+      the checkpoint's; a given SentencePiece vocabulary must be the checkpoint's.
+    template: the prompt template the command would use.
+    template_explicit: whether the user set `template` (else the checkpoint's is used).
+    mesh: degrees per mesh axis; default every device on `data`.
+    setting: names checkpoint_path in errors.
+
+  Raises:
+    metadata.CheckpointSettingsError: a setting that contradicts the checkpoint, or one
+      that a checkpoint without metadata needs and did not get.
+  """
+  metadata, model_dir = metadata_lib.read_metadata(checkpoint_path, setting)
+  where = f"{setting}={checkpoint_path!r}"
+  config = metadata_lib.resolve_model(metadata, bound_model, where)
+  template = metadata_lib.check_template(metadata, template, template_explicit, where)
+  if metadata is not None:
+    saved_digest = metadata.vocabulary.get("sha256")
+    if vocabulary is not None and saved_digest is not None:
+      digest = metadata_lib.vocabulary_digest(vocabulary)
+      if digest != saved_digest:
+        raise metadata_lib.CheckpointSettingsError(
+            f"the vocabulary given ({getattr(vocabulary, 'sentencepiece_model_file', vocabulary)})"
+            f" is not the one the checkpoint was trained with ({where}, "
+            f"{metadata.vocabulary['source']}); leave it out to use the checkpoint's")
+    vocabulary = vocabulary or metadata_lib.vocabulary_from(metadata.vocabulary, model_dir)
+  if vocabulary is None:
+    raise metadata_lib.CheckpointSettingsError(
+        f"{where} records no vocabulary it can be rebuilt from: set VOCABULARY_PATH")
+  sampler, params = restore_sampler(config, checkpoint_path, mesh)
+  return SamplingSetup(sampler, params, vocabulary, template)

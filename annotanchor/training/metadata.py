@@ -1,0 +1,209 @@
+"""What a checkpoint says about itself: the network, the vocabulary and the prompt template.
+
+`train` writes a `RunMetadata` into the `meta` item of every checkpoint it saves, and
+copies a SentencePiece vocabulary's file into MODEL_DIR/vocabulary/<sha256>.model, so
+`infer` and `serve` need only CHECKPOINT_PATH. A gin binding that contradicts the
+checkpoint is refused with a message naming the field, except for the settings that only
+change how the same weights are run (`OVERRIDABLE`), which are applied and logged.
+Checkpoints written before this metadata existed still load when the settings are given.
+
+The `meta` item of a checkpoint, e.g.:
+
+  {"step": 300, "metadata_version": 1,
+   "model": {"vocab_size": 1024, "d_model": 128, ...},
+   "vocabulary": {"kind": "sentencepiece", "file": "vocabulary/3f2a....model",
+                  "source": "/cache/storyworld/afe8/spm.model", "sha256": "3f2a..."},
+   "template": {"user_marker": "<user>", "assistant_marker": "<assistant>",
+                "annotation_format": {"open": "<ann>", "close": "</ann>"}}}
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from typing import Any, Mapping
+
+import orbax.checkpoint as ocp
+import seqio
+import tensorflow as tf
+
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.vocabulary import load_vocabulary
+from annotanchor.errors import UserError
+from annotanchor.model.config import TransformerConfig
+from annotanchor.training import checkpoints
+
+METADATA_VERSION = 1
+# TransformerConfig fields that change how the same weights run, not what they compute.
+OVERRIDABLE = frozenset({"max_len", "dtype", "remat_policy", "init_std"})
+
+
+class CheckpointSettingsError(UserError, ValueError):
+  """A setting that contradicts what the checkpoint was trained with, or one it lacks."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunMetadata:
+  """The settings a checkpoint was trained with.
+
+  Attributes:
+    model: the network's shape.
+    vocabulary: a description of the vocabulary (see `describe_vocabulary`).
+    template: the prompt template (it holds the annotation format).
+  """
+  model: TransformerConfig
+  vocabulary: Mapping[str, Any]
+  template: PromptTemplate
+
+  def to_json(self) -> dict[str, Any]:
+    return {"metadata_version": METADATA_VERSION, "model": dataclasses.asdict(self.model),
+            "vocabulary": dict(self.vocabulary), "template": dataclasses.asdict(self.template)}
+
+  @classmethod
+  def from_json(cls, meta: Mapping[str, Any]) -> RunMetadata | None:
+    """The metadata in a checkpoint's `meta` item; None for a checkpoint without any."""
+    if "metadata_version" not in meta:
+      return None
+    template = dict(meta["template"])
+    template["annotation_format"] = AnnotationFormat(**template["annotation_format"])
+    return cls(model=TransformerConfig(**meta["model"]), vocabulary=meta["vocabulary"],
+               template=PromptTemplate(**template))
+
+
+def read_metadata(checkpoint_path: str,
+                  setting: str = "CHECKPOINT_PATH") -> tuple[RunMetadata | None, str]:
+  """(the metadata of the checkpoint at a path, its MODEL_DIR).
+
+  Args:
+    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    setting: names the path in errors.
+  """
+  step_dir = os.path.dirname(checkpoints.resolve_params_dir(checkpoints.absolute(checkpoint_path),
+                                                            setting))
+  model_dir = os.path.dirname(os.path.dirname(step_dir))
+  meta_dir = os.path.join(step_dir, "meta")
+  if not tf.io.gfile.isdir(meta_dir):  # A bare parameters checkpoint (tests, conversions).
+    return None, model_dir
+  with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
+    meta = checkpointer.restore(meta_dir)
+  return RunMetadata.from_json(meta), model_dir
+
+
+def _sha256(path: str) -> str:
+  with tf.io.gfile.GFile(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def describe_vocabulary(vocabulary: seqio.Vocabulary, model_dir: str, *,
+                        copy: bool = True) -> dict[str, Any]:
+  """A JSON description of `vocabulary`; a SentencePiece file is copied into model_dir.
+
+  The copy is named by its content hash and written once (temporary name, then rename);
+  `copy=False` describes it without writing (every process but one of a multi-host run).
+  """
+  if isinstance(vocabulary, seqio.SentencePieceVocabulary):
+    source = vocabulary.sentencepiece_model_file
+    digest = _sha256(source)
+    relative = os.path.join("vocabulary", f"{digest}.model")
+    target = os.path.join(model_dir, relative)
+    if copy and not tf.io.gfile.exists(target):
+      tf.io.gfile.makedirs(os.path.dirname(target))
+      tmp = f"{target}.tmp-{os.getpid()}"
+      tf.io.gfile.copy(source, tmp, overwrite=True)
+      tf.io.gfile.rename(tmp, target, overwrite=True)
+    return {"kind": "sentencepiece", "file": relative, "source": source, "sha256": digest}
+  if isinstance(vocabulary, seqio.ByteVocabulary):
+    return {"kind": "byte", "extra_ids": vocabulary.extra_ids}
+  if isinstance(vocabulary, seqio.PassThroughVocabulary):
+    return {"kind": "pass_through", "size": vocabulary.vocab_size, "eos_id": vocabulary.eos_id}
+  return {"kind": "other", "class": type(vocabulary).__name__}
+
+
+def vocabulary_from(description: Mapping[str, Any], model_dir: str) -> seqio.Vocabulary | None:
+  """The vocabulary a checkpoint describes (None when it cannot be rebuilt from it).
+
+  Raises:
+    CheckpointSettingsError: the copied SentencePiece file is missing or altered.
+  """
+  kind = description["kind"]
+  if kind == "byte":
+    return seqio.ByteVocabulary(extra_ids=description["extra_ids"])
+  if kind == "pass_through":
+    return seqio.PassThroughVocabulary(description["size"], eos_id=description["eos_id"])
+  if kind != "sentencepiece":
+    return None
+  for path in (os.path.join(model_dir, description["file"]), description["source"]):
+    if tf.io.gfile.exists(path) and _sha256(path) == description["sha256"]:
+      return load_vocabulary(path)
+  raise CheckpointSettingsError(
+      f"the vocabulary of the checkpoint in {model_dir} (sha256 {description['sha256'][:12]}) "
+      f"is neither at {os.path.join(model_dir, description['file'])} nor unchanged at "
+      f"{description['source']}; set VOCABULARY_PATH to a copy of it")
+
+
+def vocabulary_digest(vocabulary: seqio.Vocabulary) -> str | None:
+  """The content hash a SentencePiece vocabulary is recorded under (None for others)."""
+  if isinstance(vocabulary, seqio.SentencePieceVocabulary):
+    return _sha256(vocabulary.sentencepiece_model_file)
+  return None
+
+
+def resolve_model(metadata: RunMetadata | None, bound: Mapping[str, Any],
+                  where: str) -> TransformerConfig:
+  """The network to sample: the checkpoint's, with the gin-bound fields checked against it.
+
+  Args:
+    metadata: the checkpoint's, or None for a checkpoint without metadata.
+    bound: the TransformerConfig fields bound in gin (e.g. by a gin/models/ file).
+    where: the checkpoint, for messages.
+
+  Raises:
+    CheckpointSettingsError: a bound field that contradicts the checkpoint, or a
+      checkpoint without metadata and no model gin file.
+  """
+  if metadata is None:
+    try:
+      return TransformerConfig(**bound)
+    except TypeError:
+      raise CheckpointSettingsError(
+          f"{where} records no model settings (trained before checkpoints described "
+          f"themselves): give its model gin file, e.g. --gin_file=gin/models/demo.gin") from None
+  overrides = {}
+  for name, value in sorted(bound.items()):
+    saved = getattr(metadata.model, name)
+    if value == saved:
+      continue
+    if name not in OVERRIDABLE:
+      raise CheckpointSettingsError(
+          f"TransformerConfig.{name}={value!r} contradicts the checkpoint, trained with "
+          f"{name}={saved!r} ({where}); drop the binding or the model gin file")
+    logging.info("TransformerConfig.%s=%r overrides the checkpoint's %r", name, value, saved)
+    overrides[name] = value
+  return dataclasses.replace(metadata.model, **overrides)
+
+
+def check_template(metadata: RunMetadata | None, template: PromptTemplate, explicit: bool,
+                   where: str) -> PromptTemplate:
+  """The template to sample with: the checkpoint's, or a given one that agrees with it.
+
+  Args:
+    metadata: the checkpoint's (None: no metadata, `template` is used as given).
+    template: the template the command would use.
+    explicit: whether `template` was set by the user (a gin binding or argument).
+    where: the checkpoint, for messages.
+
+  Raises:
+    CheckpointSettingsError: an explicit template other than the checkpoint's, naming the
+      first field that differs.
+  """
+  if metadata is None:
+    return template
+  if explicit and template != metadata.template:
+    saved, given = dataclasses.asdict(metadata.template), dataclasses.asdict(template)
+    name = next(k for k in given if given[k] != saved[k])
+    raise CheckpointSettingsError(
+        f"PromptTemplate.{name}={given[name]!r} contradicts the checkpoint, trained with "
+        f"{saved[name]!r} ({where})")
+  return metadata.template
