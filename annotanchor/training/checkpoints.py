@@ -13,10 +13,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tensorflow as tf
 
+from annotanchor.errors import UserError
 from annotanchor.training.train_state import TrainState
 
-class CheckpointMismatchError(ValueError):
+
+class CheckpointMismatchError(UserError, ValueError):
   """A checkpoint whose arrays do not match the model being restored."""
+
+
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+  """A checkpoint path with no checkpoint under it."""
 
 
 def _key_name(key) -> str:
@@ -133,7 +139,7 @@ def resolve_params_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> s
       steps = [int(s.rstrip("/")) for s in tf.io.gfile.listdir(candidate) if s.rstrip("/").isdigit()]
       if steps:
         return os.path.join(candidate, str(max(steps)), "params")
-  raise FileNotFoundError(
+  raise CheckpointNotFoundError(
       f"{setting}={path!r} holds no checkpoint (expected a step directory with "
       f"params/, a checkpoints/ directory, or a MODEL_DIR)")
 

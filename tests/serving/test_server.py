@@ -135,7 +135,7 @@ def test_serve_command_errors_name_the_setting(tmp_path, capsys):
       gin.clear_config()
   missing = str(tmp_path / "none")
   assert main(f"--gin.CHECKPOINT_PATH='{missing}'") == 2
-  assert "set exactly one of VOCABULARY_PATH and serve.serve.vocabulary" in capsys.readouterr().err
+  assert f"CHECKPOINT_PATH='{missing}' holds no checkpoint" in capsys.readouterr().err
   assert main(f"--gin.CHECKPOINT_PATH='{missing}'", f"--gin.VOCABULARY_PATH='{missing}'",
               "--gin.ANNOTATION='keep'") == 2
   assert "serve.annotation='keep'" in capsys.readouterr().err
