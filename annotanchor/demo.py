@@ -11,6 +11,10 @@ rerun by hand):
   4. `annotanchor evaluate` over all arms: report.json, report.md and plots in
      OUTPUT_DIR/report (`demo.report_name`), and the table printed.
 
+Before step 1 (and in dry_run), every step's gin configuration is parsed and finalized as
+its command will parse it, all in one process (annotanchor.gin_check): a bad binding in an
+experiment fails at once, naming the step and the binding, not after minutes of training.
+
 A step writes OUTPUT_DIR/<step>/demo_step.json when it starts (its command and the stamps
 of the steps it reads) and again with its own stamp when it finishes. A rerun skips a
 finished step whose command and inputs are unchanged, resumes an unfinished one whose
@@ -341,7 +345,10 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     base_arm, sft_arm, anchored_arm: the arms the comparisons are built on.
     report_name: the report's directory under output_dir (experiments that share an
       output_dir, and so its finished runs, each name their own).
-    dry_run: print the commands only.
+    dry_run: print the commands only (after checking them).
+
+  Raises:
+    DemoError: a bad run, arm or binding (before any step runs), or a failed step.
   """
   check_bindings("demo.bindings", bindings)
   check_bindings("demo.finetune_bindings", finetune_bindings)
