@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
-from annotanchor.errors import UserError, is_count
+from annotanchor.errors import SettingError, UserError, is_count, require
 from annotanchor.evaluation.atomic import write_atomic
 
 STEP_RECORD = "demo_step.json"
@@ -57,22 +57,17 @@ class DemoError(UserError, ValueError):
 _BINDING = re.compile(r"\s*[A-Za-z_][\w./]*\s*=\s*\S")
 
 
-def _require(ok: bool, field: str, value, expected: str) -> None:
-  if not ok:
-    raise DemoError(f"{field}={value!r}: expected {expected}")
-
-
 def _check_name(field: str, value) -> None:
-  _require(isinstance(value, str) and bool(value), field, value, "a non-empty string")
+  require(isinstance(value, str) and bool(value), field, value, "a non-empty string")
 
 
 def check_bindings(field: str, bindings) -> None:
-  """Raises DemoError naming `field[i]` unless `bindings` are "NAME=VALUE" strings."""
-  _require(isinstance(bindings, (list, tuple)), field, bindings,
-           "a list of 'NAME=VALUE' strings")
+  """Raises SettingError naming `field[i]` unless `bindings` are "NAME=VALUE" strings."""
+  require(isinstance(bindings, (list, tuple)), field, bindings,
+          "a list of 'NAME=VALUE' strings")
   for i, binding in enumerate(bindings):
-    _require(isinstance(binding, str) and bool(_BINDING.match(binding)), f"{field}[{i}]",
-             binding, "a gin binding 'NAME=VALUE'")
+    require(isinstance(binding, str) and bool(_BINDING.match(binding)), f"{field}[{i}]",
+            binding, "a gin binding 'NAME=VALUE'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +92,7 @@ class TrainRun:
   def __post_init__(self):
     _check_name("name", self.name)
     _check_name("task", self.task)
-    _require(is_count(self.steps), "steps", self.steps, "a positive int")
+    require(is_count(self.steps), "steps", self.steps, "a positive int")
     if self.init is not None:
       _check_name("init", self.init)
     check_bindings("bindings", self.bindings)
@@ -122,7 +117,7 @@ class Arm:
   def __post_init__(self):
     _check_name("name", self.name)
     _check_name("run", self.run)
-    _require(isinstance(self.mode, str), "mode", self.mode, "a string")
+    require(isinstance(self.mode, str), "mode", self.mode, "a string")
     check_bindings("bindings", self.bindings)
 
 
@@ -146,13 +141,13 @@ def _records(kind, specs: Sequence[Mapping[str, Any]], what: str,
     if unknown:
       raise DemoError(f"demo.{what}[{i}] has unknown keys {sorted(unknown)}; "
                       f"known: {sorted(fields)}")
-    bindings = spec.get("bindings", ())  # A gin list; a string stays one, to be refused.
+    bindings = spec.get("bindings", ())  # A gin list; anything else is refused as it is.
     try:
-      out.append(kind(**{**spec, "bindings": bindings if isinstance(bindings, str)
-                         else tuple(bindings)}))
+      out.append(kind(**{**spec, "bindings": tuple(bindings) if isinstance(bindings, list)
+                         else bindings}))
     except TypeError as e:
       raise DemoError(f"demo.{what}[{i}]: {e}") from None
-    except DemoError as e:
+    except SettingError as e:
       raise DemoError(f"demo.{what}[{i}].{e}") from None
     if out[-1].name in names:
       raise DemoError(f"demo.{what}[{i}].name={out[-1].name!r}: expected a name not taken "
@@ -348,7 +343,9 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     dry_run: print the commands only (after checking them).
 
   Raises:
-    DemoError: a bad run, arm or binding (before any step runs), or a failed step.
+    DemoError: a bad run or arm, or a bad binding in a step (before any step runs), or
+      a failed step.
+    SettingError: a demo-wide binding not of the form NAME=VALUE.
   """
   check_bindings("demo.bindings", bindings)
   check_bindings("demo.finetune_bindings", finetune_bindings)

@@ -121,6 +121,8 @@ def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):
      "demo.runs[0].bindings[1]='Y': expected a gin binding 'NAME=VALUE'"),
     (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": "X=1"},
      "demo.runs[0].bindings='X=1': expected a list of 'NAME=VALUE' strings"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": 5},
+     "demo.runs[0].bindings=5: expected a list"),
     (demo.Arm, {"name": "a", "run": ""}, "demo.runs[0].run=''"),
     (demo.Arm, {"name": "a", "run": "r", "bindings": ["=0.8"]}, "demo.runs[0].bindings[0]='=0.8'"),
 ])
@@ -148,7 +150,7 @@ def test_demo_bindings_are_checked_for_their_form(capsys):
   finally:
     gin.clear_config()
   captured = capsys.readouterr()
-  assert ("annotanchor demo: DemoError: demo.bindings[0]='BATCH_SIZE 8': expected a gin "
+  assert ("annotanchor demo: SettingError: demo.bindings[0]='BATCH_SIZE 8': expected a gin "
           "binding 'NAME=VALUE'") in captured.err
   assert "[1/9]" not in captured.out
 
