@@ -11,6 +11,10 @@ rerun by hand):
   4. `annotanchor evaluate` over all arms: report.json, report.md and plots in
      OUTPUT_DIR/report (`demo.report_name`), and the table printed.
 
+Before step 1 (and in dry_run), every step's gin configuration is parsed and finalized as
+its command will parse it, all in one process (annotanchor.gin_check): a bad binding in an
+experiment fails at once, naming the step and the binding, not after minutes of training.
+
 A step writes OUTPUT_DIR/<step>/demo_step.json when it starts (its command and the stamps
 of the steps it reads) and again with its own stamp when it finishes. A rerun skips a
 finished step whose command and inputs are unchanged, resumes an unfinished one whose
@@ -28,6 +32,7 @@ if __name__ == "__main__":
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -38,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
-from annotanchor.errors import UserError
+from annotanchor.errors import SettingError, UserError, is_count, require
 from annotanchor.evaluation.atomic import write_atomic
 
 STEP_RECORD = "demo_step.json"
@@ -46,6 +51,23 @@ STEP_RECORD = "demo_step.json"
 
 class DemoError(UserError, ValueError):
   """A bad demo configuration, or a step that failed."""
+
+
+# A gin binding as `--gin.` takes it: NAME=VALUE, NAME a (scoped, dotted) gin name.
+_BINDING = re.compile(r"\s*[A-Za-z_][\w./]*\s*=\s*\S")
+
+
+def _check_name(field: str, value) -> None:
+  require(isinstance(value, str) and bool(value), field, value, "a non-empty string")
+
+
+def check_bindings(field: str, bindings) -> None:
+  """Raises SettingError naming `field[i]` unless `bindings` are "NAME=VALUE" strings."""
+  require(isinstance(bindings, (list, tuple)), field, bindings,
+          "a list of 'NAME=VALUE' strings")
+  for i, binding in enumerate(bindings):
+    require(isinstance(binding, str) and bool(_BINDING.match(binding)), f"{field}[{i}]",
+            binding, "a gin binding 'NAME=VALUE'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +89,14 @@ class TrainRun:
   init: str | None = None
   bindings: tuple[str, ...] = ()
 
+  def __post_init__(self):
+    _check_name("name", self.name)
+    _check_name("task", self.task)
+    require(is_count(self.steps), "steps", self.steps, "a positive int")
+    if self.init is not None:
+      _check_name("init", self.init)
+    check_bindings("bindings", self.bindings)
+
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
@@ -75,7 +105,8 @@ class Arm:
   Attributes:
     name: the arm name recorded with its samples (the report's row).
     run: the TrainRun whose final checkpoint it samples.
-    mode: infer MODE ('direct', 'anchored', 'given_annotation').
+    mode: infer MODE ('direct', 'anchored', 'given_annotation'; infer checks it, in the
+      demo's gin check before any step runs).
     bindings: extra gin bindings for its infer run, e.g. "TEMPERATURE=0.8".
   """
   name: str
@@ -83,22 +114,45 @@ class Arm:
   mode: str = "direct"
   bindings: tuple[str, ...] = ()
 
+  def __post_init__(self):
+    _check_name("name", self.name)
+    _check_name("run", self.run)
+    require(isinstance(self.mode, str), "mode", self.mode, "a string")
+    check_bindings("bindings", self.bindings)
 
-def _records(kind, specs: Sequence[Mapping[str, Any]], what: str) -> list:
+
+def _records(kind, specs: Sequence[Mapping[str, Any]], what: str,
+             taken: Sequence[str] = ()) -> list:
+  """TrainRuns or Arms from their gin dicts, checked.
+
+  Args:
+    kind: TrainRun or Arm.
+    specs: their fields as dicts.
+    what: the gin parameter they come from ("runs"), for messages.
+    taken: the names of those built before them (`runs` for `extra_runs`).
+
+  Raises:
+    DemoError: naming `demo.WHAT[i].FIELD` and its value.
+  """
   fields = {f.name for f in dataclasses.fields(kind)}
-  out = []
+  out, names = [], list(taken)
   for i, spec in enumerate(specs):
     unknown = set(spec) - fields
     if unknown:
       raise DemoError(f"demo.{what}[{i}] has unknown keys {sorted(unknown)}; "
                       f"known: {sorted(fields)}")
+    bindings = spec.get("bindings", ())  # A gin list; anything else is refused as it is.
     try:
-      out.append(kind(**{k: tuple(v) if k == "bindings" else v for k, v in spec.items()}))
+      out.append(kind(**{**spec, "bindings": tuple(bindings) if isinstance(bindings, list)
+                         else bindings}))
     except TypeError as e:
       raise DemoError(f"demo.{what}[{i}]: {e}") from None
-  names = [r.name for r in out]
-  if len(set(names)) != len(names):
-    raise DemoError(f"demo.{what}: names must be unique, got {names}")
+    except SettingError as e:
+      raise DemoError(f"demo.{what}[{i}].{e}") from None
+    if out[-1].name in names:
+      raise DemoError(f"demo.{what}[{i}].name={out[-1].name!r}: expected a name not taken "
+                      f"by an earlier one of {names}")
+    names.append(out[-1].name)
   return out
 
 
@@ -224,6 +278,26 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
   return steps
 
 
+def check_steps(steps: Sequence[Step], env: Mapping[str, str]) -> None:
+  """Checks every step's gin configuration as its command will parse it, all in one
+  process (annotanchor.gin_check), so that a bad binding fails before the first step.
+
+  Raises:
+    DemoError: naming the first step that fails, its binding and gin's message.
+  """
+  request = json.dumps([{"title": f"[{i}/{len(steps)}] {step.title}", "argv": step.argv}
+                        for i, step in enumerate(steps, 1)])
+  done = subprocess.run([sys.executable, "-m", "annotanchor.gin_check"], input=request,
+                        stdout=subprocess.PIPE, text=True, env=dict(env))
+  if done.returncode != 0:  # A bug; its traceback is on stderr.
+    raise RuntimeError(f"annotanchor.gin_check failed with exit status {done.returncode}")
+  failure = json.loads(done.stdout.splitlines()[-1])
+  if failure:
+    binding = failure["binding"]
+    where = f"binding {binding.removeprefix('--gin.')!r}: " if binding else ""
+    raise DemoError(f"step {failure['title']}: {where}{failure['error']}")
+
+
 def _run_step(step: Step, env: Mapping[str, str]) -> None:
   # This interpreter runs each command, so the demo works from an unactivated venv;
   # `annotanchor X` is `python -m annotanchor.cli X`, the console script's own entry.
@@ -266,11 +340,21 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     base_arm, sft_arm, anchored_arm: the arms the comparisons are built on.
     report_name: the report's directory under output_dir (experiments that share an
       output_dir, and so its finished runs, each name their own).
-    dry_run: print the commands only.
+    dry_run: print the commands only (after checking them).
+
+  Raises:
+    DemoError: a bad run or arm, or a bad binding in a step (before any step runs), or
+      a failed step.
+    SettingError: a demo-wide binding not of the form NAME=VALUE.
   """
-  steps = plan(output_dir, model_gin, data_gins,
-               _records(TrainRun, [*runs, *extra_runs], "runs"),
-               _records(Arm, [*arms, *extra_arms], "arms"), eval_prompts_task=eval_prompts_task,
+  check_bindings("demo.bindings", bindings)
+  check_bindings("demo.finetune_bindings", finetune_bindings)
+  train_runs = _records(TrainRun, runs, "runs")
+  train_runs += _records(TrainRun, extra_runs, "extra_runs", [r.name for r in train_runs])
+  sampled = _records(Arm, arms, "arms")
+  sampled += _records(Arm, extra_arms, "extra_arms", [a.name for a in sampled])
+  steps = plan(output_dir, model_gin, data_gins, train_runs, sampled,
+               eval_prompts_task=eval_prompts_task,
                num_samples=num_samples, max_new_tokens=max_new_tokens, eval_gins=eval_gins,
                bindings=bindings, finetune_bindings=finetune_bindings,
                build_command=build_command, base_arm=base_arm,
@@ -278,6 +362,9 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
   env = dict(os.environ)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   start = time.perf_counter()
+  check_steps(steps, env)
+  print(f"checked the gin configuration of {len(steps)} steps in "
+        f"{time.perf_counter() - start:.0f} s", flush=True)
   stamps: dict[str, str] = {}  # Finish stamps of the steps done so far, by directory.
   for i, step in enumerate(steps, 1):
     print(f"\n[{i}/{len(steps)}] {step.title}\n  {step.shell}", flush=True)

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import tokenize  # gin raises its TokenError for an unclosed bracket.
 from typing import Any, Callable, Sequence
 
 import gin
@@ -84,7 +85,7 @@ def parse_and_bind(argv: Sequence[str], *, finalize: bool = True) -> list[str]:
     gin.add_config_file_search_path(path)
   try:
     gin.parse_config_files_and_bindings(files, bindings, finalize_config=finalize)
-  except (ValueError, KeyError, IOError, SyntaxError) as e:
+  except (ValueError, KeyError, IOError, SyntaxError, tokenize.TokenError) as e:
     raise GinFlagError(f"gin configuration failed: {e}") from None
   return rest
 

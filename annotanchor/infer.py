@@ -15,6 +15,8 @@ if __name__ == "__main__":
   from annotanchor.gin_utils import run_module_main
   run_module_main("annotanchor.infer")
 
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -235,6 +237,19 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   os.remove(partial)
   logging.info("wrote %d samples to %s", len(prompts) * num_samples, out_path)
   return out_path
+
+
+def check_settings() -> None:
+  """Checks the decoding settings gin binds for `infer` without loading anything (what
+  `annotanchor.gin_check` calls, so that the demo finds a bad MODE before its first step).
+
+  Raises:
+    SettingError: naming the setting, as `infer` would.
+  """
+  # Unresolved, then only these resolved: others (a vocabulary) would load files.
+  bound = gin.get_bindings(infer, resolve_references=False)
+  DecodeSettings(**{f.name: copy.deepcopy(bound[f.name])
+                    for f in dataclasses.fields(DecodeSettings) if f.name in bound})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,17 +14,28 @@ from annotanchor import demo
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _demo(output_dir, cache_dir, *extra):
+def tiny_flags(output_dir, cache_dir, bindings=()) -> list[str]:
+  """The demo's gin flags at tiny sizes (seconds a step), after its experiment's gin file.
+
+  Args:
+    output_dir: OUTPUT_DIR.
+    cache_dir: where the corpus is built.
+    bindings: more of demo.bindings (these flags set it).
+  """
   bindings = [f"cache_dir.path={str(cache_dir)!r}", "vocab_size.size=512", "VOCAB_SIZE=512",
               "StoryworldConfig.num_pretrain_docs=120", "StoryworldConfig.num_sft_examples=60",
               "StoryworldConfig.num_eval_prompts=4", "TASK_FEATURE_LENGTHS={'targets': 128}",
-              "BATCH_SIZE=8"]
-  argv = [sys.executable, "-m", "annotanchor.demo",
-          "--gin_file=gin/experiments/storyworld_demo.gin",
-          f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
+              "BATCH_SIZE=8", *bindings]
+  return [f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
           "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.ANCHORED_SFT_STEPS=2",
           "--gin.NUM_SAMPLES=3",
-          "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}", *extra]
+          "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}"]
+
+
+def _demo(output_dir, cache_dir, *extra):
+  argv = [sys.executable, "-m", "annotanchor.demo",
+          "--gin_file=gin/experiments/storyworld_demo.gin", *tiny_flags(output_dir, cache_dir),
+          *extra]
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
   return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
@@ -97,6 +108,71 @@ def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):
               anchored_arm="anchored")
   with pytest.raises(demo.DemoError, match=r"unknown keys \['stpes'\]"):
     demo._records(demo.TrainRun, [{"name": "a", "task": "t", "stpes": 1}], "runs")
+
+
+@pytest.mark.parametrize("kind, spec, message", [
+    (demo.TrainRun, {"name": "", "task": "t", "steps": 1}, "demo.runs[0].name=''"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 0},
+     "demo.runs[0].steps=0: expected a positive int"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": True}, "demo.runs[0].steps=True"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": "4"}, "demo.runs[0].steps='4'"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "init": ""}, "demo.runs[0].init=''"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": ["X=1", "Y"]},
+     "demo.runs[0].bindings[1]='Y': expected a gin binding 'NAME=VALUE'"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": "X=1"},
+     "demo.runs[0].bindings='X=1': expected a list of 'NAME=VALUE' strings"),
+    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": 5},
+     "demo.runs[0].bindings=5: expected a list"),
+    (demo.Arm, {"name": "a", "run": ""}, "demo.runs[0].run=''"),
+    (demo.Arm, {"name": "a", "run": "r", "bindings": ["=0.8"]}, "demo.runs[0].bindings[0]='=0.8'"),
+])
+def test_runs_and_arms_check_their_fields(kind, spec, message):
+  with pytest.raises(demo.DemoError) as error:
+    demo._records(kind, [spec], "runs")
+  assert message in str(error.value)
+
+
+def test_names_are_unique_across_runs_and_extra_runs():
+  runs = demo._records(demo.TrainRun, [{"name": "a", "task": "t", "steps": 1}], "runs")
+  assert runs == [demo.TrainRun("a", "t", 1)]
+  with pytest.raises(demo.DemoError, match=r"demo.extra_runs\[1\].name='a': expected a name "
+                                           r"not taken by an earlier one of \['a', 'b'\]"):
+    demo._records(demo.TrainRun, [{"name": "b", "task": "t", "steps": 1},
+                                  {"name": "a", "task": "t", "steps": 1}], "extra_runs", ["a"])
+
+
+def test_demo_bindings_are_checked_for_their_form(capsys):
+  gin.clear_config()
+  try:
+    assert demo.main(["--gin_file=gin/experiments/storyworld_demo.gin",
+                      "--gin.OUTPUT_DIR='runs/x'", "--gin.demo.demo.dry_run=True",
+                      "--gin.demo.demo.bindings=['BATCH_SIZE 8']"]) == 2
+  finally:
+    gin.clear_config()
+  captured = capsys.readouterr()
+  assert ("annotanchor demo: SettingError: demo.bindings[0]='BATCH_SIZE 8': expected a gin "
+          "binding 'NAME=VALUE'") in captured.err
+  assert "[1/9]" not in captured.out
+
+
+def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
+  experiment = tmp_path / "typo.gin"
+  experiment.write_text("include 'gin/experiments/storyworld_demo.gin'\n"
+                        "ANCHORED_SFT_BINDINGS = ['AnchoredMixtureRates.annotation_only_rat=0.3']\n")
+  gin.clear_config()
+  try:
+    assert demo.main([f"--gin_file={experiment}",
+                      *tiny_flags(tmp_path / "out", tmp_path / "cache")]) == 2
+  finally:
+    gin.clear_config()
+  captured = capsys.readouterr()
+  assert ("annotanchor demo: DemoError: step [5/9] fine-tune sft_anchored from "
+          "pretrain_annotated") in captured.err
+  assert ("binding 'AnchoredMixtureRates.annotation_only_rat=0.3': gin configuration failed: "
+          "Configurable 'AnchoredMixtureRates' doesn't have a parameter named "
+          "'annotation_only_rat'.") in captured.err
+  assert "[1/9]" not in captured.out  # Not even the first step's command.
+  assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def _dry_run_commands(capsys, gin_file: str) -> set[str]:

@@ -1,0 +1,40 @@
+"""`annotanchor demo` with a bad binding in an experiment, run as a process.
+
+A binding was checked only when its step ran, so a typo in the anchored run's bindings
+surfaced after the corpus build and both pretrainings. Now: one line naming the step and
+the binding, exit 2, in seconds, before the first step.
+"""
+import time
+
+import pytest
+
+from tests.faults.conftest import assert_one_line_error, run
+from tests.test_demo import tiny_flags
+
+TYPO = "AnchoredMixtureRates.annotation_only_rat=0.3"
+SYNTAX = "AnchoredMixtureRates.annotation_only_rate=0.3)"
+SHARED_TYPO = "StoryworldConfig.num_pretrain_doc=120"
+
+
+@pytest.mark.parametrize("anchored_bindings, shared_bindings, needles", [
+    ([TYPO], [], ["step [5/9] fine-tune sft_anchored", f"binding '{TYPO}'",
+                  "doesn't have a parameter named 'annotation_only_rat'"]),
+    ([SYNTAX], [], ["step [5/9] fine-tune sft_anchored", f"binding '{SYNTAX}'",
+                    "Expected newline"]),
+    ([], [SHARED_TYPO], ["step [1/9] build the corpus", f"binding '{SHARED_TYPO}'",
+                         "doesn't have a parameter named 'num_pretrain_doc'"]),
+], ids=["misspelled", "bad_syntax", "demo_bindings"])
+def test_a_bad_binding_stops_the_demo_before_its_first_step(tmp_path, anchored_bindings,
+                                                            shared_bindings, needles):
+  experiment = tmp_path / "experiment.gin"
+  experiment.write_text("include 'gin/experiments/storyworld_demo.gin'\n"
+                        f"ANCHORED_SFT_BINDINGS = {anchored_bindings!r}\n")
+  out = tmp_path / "out"
+  start = time.perf_counter()
+  result = run(["demo", f"--gin_file={experiment}",
+                *tiny_flags(out, tmp_path / "cache", shared_bindings)], timeout=120)
+  seconds = time.perf_counter() - start
+  assert_one_line_error(result, "demo", "DemoError", *needles)
+  assert seconds < 30, seconds
+  assert "[1/9]" not in result.stdout  # No step started, not even the corpus build.
+  assert not out.exists() and not (tmp_path / "cache").exists()

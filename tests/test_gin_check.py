@@ -1,0 +1,64 @@
+"""annotanchor.gin_check: a command's gin flags checked as its main parses them, the culprit
+named."""
+import pytest
+
+from annotanchor import gin_check
+
+TRAIN = ["annotanchor", "train", "--gin_file=gin/models/tiny.gin",
+         "--gin_file=gin/runs/sft.gin", "--gin_file=gin/experiments/storyworld_data.gin",
+         "--gin.MODEL_DIR='runs/a'", "--gin.MIXTURE_OR_TASK_NAME='storyworld_sft'",
+         "--gin.INITIAL_CHECKPOINT_PATH='runs/b'"]
+INFER = ["annotanchor", "infer", "--gin_file=gin/models/tiny.gin",
+         "--gin_file=gin/runs/infer.gin", "--gin_file=gin/experiments/storyworld_data.gin",
+         "--gin.CHECKPOINT_PATH='runs/a'", "--gin.OUTPUT_DIR='runs/a/samples'",
+         "--gin.MIXTURE_OR_TASK_NAME='storyworld_eval_prompts'", "--gin.ARM='a'"]
+
+
+def test_split_command():
+  assert gin_check.split_command(["annotanchor", "infer", "--gin.A=1"]) == (
+      "annotanchor.infer", ["--gin.A=1"])
+  assert gin_check.split_command(["python", "-m", "tasks.storyworld.build", "--gin.A=1"]) == (
+      "tasks.storyworld.build", ["--gin.A=1"])
+
+
+@pytest.mark.parametrize("argv", [TRAIN, INFER + ["--gin.MODE='anchored'"]])
+def test_a_valid_command_passes(argv):
+  assert gin_check.check(argv) == (None, None)
+
+
+@pytest.mark.parametrize("extra, culprit, message", [
+    (["--gin.AnchoredMixtureRates.annotation_only_rat=0.3"], 0,
+     "Configurable 'AnchoredMixtureRates' doesn't have a parameter named 'annotation_only_rat'"),
+    (["--gin.TRAIN_STEPS=3)"], 0, "Expected newline"),
+    (["--gin.Nope.x=1"], 0, "No configurable matching 'Nope'"),
+    (["--gin.BATCH_SIZE=4", "--gin.TRAIN_STEPS=%NOPE"], 1, "'NOPE/gin.macro'"),
+    (["--gin.MODEL_DIR=%gin.REQUIRED"], 0, "MODEL_DIR/macro.value set to `%gin.REQUIRED`"),
+    (["--gin.X=[1, 2"], 0, "EOF in multi-line statement"),
+    (["--gin_file=gin/runs/nope.gin"], None, "gin/runs/nope.gin"),
+    (["stray"], None, "unexpected arguments ['stray']"),
+])
+def test_the_first_failure_names_its_binding(extra, culprit, message):
+  binding, error = gin_check.check(TRAIN + extra)
+  assert binding == (None if culprit is None else extra[culprit])
+  assert message in error and "\n" not in error
+
+
+def test_a_required_macro_left_unset_is_named():
+  argv = [a for a in TRAIN if not a.startswith("--gin.MODEL_DIR=")]
+  assert gin_check.check(argv) == (
+      None, "gin configuration failed: MODEL_DIR/macro.value set to `%gin.REQUIRED` but not "
+      "subsequently overridden.")
+
+
+def test_infer_decoding_settings_are_checked():
+  assert gin_check.check(INFER + ["--gin.MODE='anchord'"]) == (
+      None, "mode='anchord'; expected one of ('direct', 'anchored', 'given_annotation')")
+
+
+def test_first_failure_reports_the_first_failing_command():
+  commands = [{"title": "ok", "argv": TRAIN},
+              {"title": "bad", "argv": TRAIN + ["--gin.train.train_step=1"]},
+              {"title": "worse", "argv": TRAIN + ["--gin.X=("]}]
+  failure = gin_check.first_failure(commands)
+  assert failure["title"] == "bad" and failure["binding"] == "--gin.train.train_step=1"
+  assert gin_check.first_failure(commands[:1]) == {}
