@@ -11,6 +11,10 @@ from annotanchor.data.registration import register_configured_corpora
 from annotanchor.errors import SettingError
 
 
+# Batches prepared ahead of the trainer.
+_PREFETCH_BATCHES = 4
+
+
 @gin.configurable
 def get_dataset(mixture_or_task_name: str,
                 task_feature_lengths: Mapping[str, int],
@@ -79,5 +83,9 @@ def get_dataset(mixture_or_task_name: str,
   )
   options = tf.data.Options()
   options.deterministic = True
-  ds = ds.with_options(options).skip(start_step).prefetch(tf.data.AUTOTUNE)
+  # No autotuning thread: deleting an iterator waited up to its 60 s optimisation period
+  # (the 21-55 s exit waits of training runs). Parallel maps then take one call per core:
+  # no slower than autotuned here (benchmarks/data_throughput.py, README).
+  options.autotune.enabled = False
+  ds = ds.with_options(options).skip(start_step).prefetch(_PREFETCH_BATCHES)
   return ds.as_numpy_iterator()
