@@ -168,9 +168,6 @@ class Checkpointer:
                 "meta": ocp.JsonCheckpointHandler()}
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
-  def latest_step(self) -> int | None:
-    return self.manager.latest_step()
-
   def save(self, state: TrainState, *, step: int, force: bool = False) -> bool:
     """Starts a save of `state` (at `step`, known on the host) if due or forced.
 
