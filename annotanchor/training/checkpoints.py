@@ -24,7 +24,7 @@ from annotanchor.errors import UserError
 from annotanchor.training import multihost
 from annotanchor.training.train_state import TrainState
 
-ITEMS = ("params", "opt_state", "meta")
+_ITEMS = ("params", "opt_state", "meta")
 # TensorStore's status codes for stored data that is missing or unreadable.
 _DAMAGE_STATUS = re.compile(r"^(NOT_FOUND|FAILED_PRECONDITION|OUT_OF_RANGE|DATA_LOSS): ")
 
@@ -192,7 +192,7 @@ class Checkpointer:
     """
     where = os.path.join(self.directory, str(step))
     with _damage_reported(where):
-      for item in ITEMS:
+      for item in _ITEMS:
         if not tf.io.gfile.isdir(os.path.join(where, item)):
           raise CheckpointDamagedError(where, f"no {item}/ directory")
       metadata = self.manager.metadata(step).item_metadata
