@@ -52,9 +52,9 @@ def _truncate_array_file(step_dir):
   os.truncate(path, os.path.getsize(path) // 2)
 
 
-def _files(model_dir):
-  return sorted((os.path.relpath(p, model_dir), os.path.getsize(p))
-                for p in glob.glob(os.path.join(model_dir, "**", "*"), recursive=True)
+def _files(directory):
+  return sorted((os.path.relpath(p, directory), os.path.getsize(p))
+                for p in glob.glob(os.path.join(directory, "**", "*"), recursive=True)
                 if os.path.isfile(p))
 
 
@@ -97,11 +97,13 @@ def test_a_lone_damaged_checkpoint_is_named_and_kept(runs, tmp_path):
   shutil.rmtree(os.path.join(model_dir, "checkpoints", "2"))
   damaged = os.path.join(model_dir, "checkpoints", "4")
   os.remove(os.path.join(damaged, "params", "_METADATA"))
-  before = _files(model_dir)
+  checkpoints = os.path.join(model_dir, "checkpoints")
+  before = _files(checkpoints)
   done = _train(model_dir, 6)
   assert_one_line_error(done, "train", "CheckpointDamagedError", damaged,
                         "no older checkpoint", "train from step 0")
-  assert _files(model_dir) == before
+  assert _files(checkpoints) == before  # Nothing moved or deleted.
+  assert not os.path.exists(os.path.join(model_dir, "damaged_checkpoints"))
 
 
 def test_a_damaged_initial_checkpoint_is_named(runs, tmp_path):
