@@ -111,6 +111,22 @@ def test_damaged_initial_checkpoint_is_named(trained, tmp_path):
     checkpoints.restore_params(str(tmp_path / "run"), abstract.params)
 
 
+def test_resume_sets_damaged_checkpoints_aside(trained, tmp_path):
+  """Damaged twice at step 4: each copy is kept under its own name, step 4 is saved again
+  and the parameters match the uninterrupted run's."""
+  _, full = trained
+  model_dir = str(tmp_path / "run")
+  mesh = {"data": 2, "model": 4}
+  tiny_setup.run(model_dir, mesh, steps=4, checkpoint_every=2)
+  for aside in ("4", "4.1"):
+    os.remove(os.path.join(model_dir, "checkpoints", "4", "params", "_METADATA"))
+    resumed = tiny_setup.run(model_dir, mesh, steps=4, checkpoint_every=2)
+    assert os.path.isdir(os.path.join(model_dir, "damaged_checkpoints", aside, "params"))
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == ["2", "4"]
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.state.params),
+                 jax.device_get(full.state.params))
+
+
 def test_other_restore_errors_propagate(trained, monkeypatch):
   """A TensorStore-like error that names no file of the checkpoint is not damage."""
   root, _ = trained
