@@ -106,6 +106,11 @@ def _damage_reported(directory: str, advice: str = ""):
     raise CheckpointDamagedError(directory, cause, advice) from e
 
 
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
 def _key_name(key) -> str:
   for attr in ("key", "name", "idx"):
     if hasattr(key, attr):
@@ -227,14 +232,8 @@ class Checkpointer:
         damaged.append((step, error or CheckpointDamagedError(
             os.path.join(self.directory, str(step)), "unreadable on another process")))
         continue
-      for bad_step, bad in damaged:
-        moved = self._set_aside(bad_step)
-        logging.warning("checkpoint step %d at %s is damaged (%s); moved it to %s; resuming "
-                        "from step %d", bad_step, bad.directory, bad.cause, moved, step)
       if damaged:
-        if jax.process_count() > 1:  # Every process sees the moves before Orbax relists.
-          multihost_utils.sync_global_devices("annotanchor: damaged checkpoints set aside")
-        self.manager.reload()
+        self._set_aside(damaged, resumed=step)
       return state
     if damaged:
       newest = damaged[0][1]
@@ -244,18 +243,26 @@ class Checkpointer:
           f"delete it) to train from step 0") from newest
     return None
 
-  def _set_aside(self, step: int) -> str:
-    """Moves damaged `step` to MODEL_DIR/damaged_checkpoints/ under a name not yet used
-    there; returns that path."""
+  def _set_aside(self, damaged: list[tuple[int, CheckpointDamagedError]], resumed: int):
+    """Moves the damaged steps to MODEL_DIR/damaged_checkpoints/, under names not yet used
+    there, and says so."""
     aside = os.path.join(os.path.dirname(self.directory), "damaged_checkpoints")
-    target, copies = os.path.join(aside, str(step)), 0
-    while tf.io.gfile.exists(target):
-      copies += 1
-      target = os.path.join(aside, f"{step}.{copies}")
-    if jax.process_index() == 0:
-      tf.io.gfile.makedirs(aside)
-      tf.io.gfile.rename(os.path.join(self.directory, str(step)), target)
-    return target
+    targets = []
+    for step, _ in damaged:
+      target, copies = os.path.join(aside, str(step)), 0
+      while tf.io.gfile.exists(target):
+        copies += 1
+        target = os.path.join(aside, f"{step}.{copies}")
+      targets.append(target)
+    _sync_processes("annotanchor: damaged checkpoints named")  # Before any is moved.
+    for (step, error), target in zip(damaged, targets):
+      if jax.process_index() == 0:
+        tf.io.gfile.makedirs(aside)
+        tf.io.gfile.rename(error.directory, target)
+      logging.warning("checkpoint step %d at %s is damaged (%s); moved it to %s; resuming "
+                      "from step %d", step, error.directory, error.cause, target, resumed)
+    _sync_processes("annotanchor: damaged checkpoints set aside")  # Before Orbax relists.
+    self.manager.reload()
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
