@@ -2,27 +2,113 @@
 
 Layout: MODEL_DIR/checkpoints/<step>/{params, opt_state, meta}. Parameters are their own
 item so fine-tuning (INITIAL_CHECKPOINT_PATH) reads them without the optimizer state.
+Resuming skips damaged checkpoints, moving them to MODEL_DIR/damaged_checkpoints/.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
+import re
+import sys
 from typing import Any, Mapping
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 import tensorflow as tf
 
 from annotanchor.errors import UserError
+from annotanchor.training import multihost
 from annotanchor.training.train_state import TrainState
+
+_ITEMS = ("params", "opt_state", "meta")
+# TensorStore's status codes for stored data that is missing or unreadable.
+_DAMAGE_STATUS = re.compile(r"^(NOT_FOUND|FAILED_PRECONDITION|OUT_OF_RANGE|DATA_LOSS): ")
 
 
 class CheckpointMismatchError(UserError, ValueError):
-  """A checkpoint whose arrays do not match the model being restored."""
+  """A checkpoint whose arrays do not match the model being restored.
+
+  Also a ValueError: infer and serve list it among the ValueErrors they report.
+  """
 
 
 class CheckpointNotFoundError(UserError, FileNotFoundError):
-  """A checkpoint path with no checkpoint under it."""
+  """A checkpoint path that holds no checkpoint."""
+
+
+class CheckpointDamagedError(UserError):
+  """A checkpoint with missing, truncated or unreadable files.
+
+  Attributes:
+    directory: the damaged checkpoint's directory.
+    cause: what Orbax or TensorStore reported, on one line.
+  """
+
+  def __init__(self, directory: str, cause: str, advice: str = ""):
+    super().__init__(f"the checkpoint at {directory} is damaged ({cause}){advice}")
+    self.directory, self.cause = directory, cause
+
+
+def _damage_cause(error: BaseException | None, directory: str) -> str | None:
+  """One line on what is damaged, when `error` or its explicit causes report files under
+  `directory` missing or unreadable; None for any other error."""
+  while error is not None:
+    # Drop TensorStore's spec dumps ("... [tensorstore_spec=...]", multi-line specs).
+    text = str(error).split("\n")[0].split(" [")[0]
+    if isinstance(error, json.JSONDecodeError):
+      return f"unreadable JSON: {text}"
+    if directory in text and (isinstance(error, FileNotFoundError) or (
+        isinstance(error, ValueError) and _DAMAGE_STATUS.match(text))):
+      return text.replace(directory, os.path.basename(directory))  # Named once is enough.
+    error = error.__cause__
+  return None
+
+
+def _mute_abandoned_reads(directory: str) -> None:
+  """Drops the reports of the reads Orbax abandons when a read of `directory` fails.
+
+  Orbax closes its event loop at the first failed read while the others still run; each
+  of those then prints a traceback as it ends or is collected (two dozen for one missing
+  file). Reports of anything else pass through.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    text = str(unraisable.exc_value)
+    if directory not in text and not (unraisable.object is None and
+                                      text == "Event loop is closed"):
+      previous(unraisable)
+
+  def keep(record: logging.LogRecord) -> bool:  # asyncio's "never retrieved"/"destroyed".
+    message = record.getMessage()
+    return directory not in message and not (
+        message.startswith("Task was destroyed but it is pending") and "orbax" in message)
+
+  sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(keep)
+
+
+@contextlib.contextmanager
+def _damage_reported(directory: str, advice: str = ""):
+  """Raises CheckpointDamagedError for errors that report files under `directory` missing
+  or unreadable; every other error propagates unchanged, traceback and all."""
+  try:
+    yield
+  except Exception as e:  # Orbax wraps TensorStore's read errors in bare Exceptions.
+    cause = _damage_cause(e, directory)
+    if cause is None:
+      raise
+    _mute_abandoned_reads(directory)
+    raise CheckpointDamagedError(directory, cause, advice) from e
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def _key_name(key) -> str:
@@ -91,9 +177,6 @@ class Checkpointer:
                 "meta": ocp.JsonCheckpointHandler()}
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
-  def latest_step(self) -> int | None:
-    return self.manager.latest_step()
-
   def save(self, state: TrainState, *, step: int, force: bool = False) -> bool:
     """Starts a save of `state` (at `step`, known on the host) if due or forced.
 
@@ -110,16 +193,80 @@ class Checkpointer:
             meta=ocp.args.JsonSave({"step": step, **self.metadata})))
 
   def restore(self, step: int, abstract: TrainState) -> TrainState:
-    """Restores `step` into the shardings carried by `abstract` (any mesh)."""
-    metadata = self.manager.metadata(step).item_metadata
+    """Restores `step` into the shardings carried by `abstract` (any mesh).
+
+    Raises:
+      CheckpointMismatchError: the checkpoint holds another model's arrays.
+      CheckpointDamagedError: files of the checkpoint are missing, truncated or unreadable.
+    """
     where = os.path.join(self.directory, str(step))
-    check_matches(metadata["params"].tree, abstract.params, where + "/params")
-    check_matches(metadata["opt_state"].tree, abstract.opt_state, where + "/opt_state")
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract.params), opt_state=ocp.args.StandardRestore(abstract.opt_state),
-        meta=ocp.args.JsonRestore()))
+    with _damage_reported(where):
+      for item in _ITEMS:
+        if not tf.io.gfile.isdir(os.path.join(where, item)):
+          raise CheckpointDamagedError(where, f"no {item}/ directory")
+      metadata = self.manager.metadata(step).item_metadata
+      for item in ("params", "opt_state"):
+        if metadata[item] is None:  # Orbax reads a missing _METADATA as None.
+          raise CheckpointDamagedError(where, f"{item}/ has no readable metadata")
+        check_matches(metadata[item].tree, getattr(abstract, item), f"{where}/{item}")
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          params=ocp.args.StandardRestore(abstract.params),
+          opt_state=ocp.args.StandardRestore(abstract.opt_state), meta=ocp.args.JsonRestore()))
     return TrainState(step=jax.numpy.asarray(restored["meta"]["step"], jax.numpy.int32),
                       params=restored["params"], opt_state=restored["opt_state"])
+
+  def restore_latest(self, abstract: TrainState) -> TrainState | None:
+    """The newest checkpoint that restores, or None when there is none.
+
+    Damaged newer checkpoints are moved to MODEL_DIR/damaged_checkpoints/ with a warning:
+    the user's files are kept, and their steps can be saved again.
+
+    Raises:
+      CheckpointDamagedError: every checkpoint is damaged (then nothing is moved).
+      CheckpointMismatchError: a checkpoint holds another model's arrays.
+    """
+    damaged: list[tuple[int, CheckpointDamagedError]] = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        state, error = self.restore(step, abstract), None
+      except CheckpointDamagedError as e:
+        state, error = None, e
+      # Each process reads its own shards, so all fall back if any of them saw damage.
+      if multihost.any_process(error is not None):
+        damaged.append((step, error or CheckpointDamagedError(
+            os.path.join(self.directory, str(step)), "unreadable on another process")))
+        continue
+      if damaged:
+        self._set_aside(damaged, resumed=step)
+      return state
+    if damaged:
+      newest = damaged[0][1]
+      raise CheckpointDamagedError(
+          newest.directory, newest.cause,
+          f" and no older checkpoint in {self.directory} restores: move it elsewhere (or "
+          f"delete it) to train from step 0") from newest
+    return None
+
+  def _set_aside(self, damaged: list[tuple[int, CheckpointDamagedError]], resumed: int):
+    """Moves the damaged steps to MODEL_DIR/damaged_checkpoints/, under names not yet used
+    there, and says so."""
+    aside = os.path.join(os.path.dirname(self.directory), "damaged_checkpoints")
+    targets = []
+    for step, _ in damaged:
+      target, copies = os.path.join(aside, str(step)), 0
+      while tf.io.gfile.exists(target):
+        copies += 1
+        target = os.path.join(aside, f"{step}.{copies}")
+      targets.append(target)
+    _sync_processes("annotanchor: damaged checkpoints named")  # Before any is moved.
+    for (step, error), target in zip(damaged, targets):
+      if jax.process_index() == 0:
+        tf.io.gfile.makedirs(aside)
+        tf.io.gfile.rename(error.directory, target)
+      logging.warning("checkpoint step %d at %s is damaged (%s); moved it to %s; resuming "
+                      "from step %d", step, error.directory, error.cause, target, resumed)
+    _sync_processes("annotanchor: damaged checkpoints set aside")  # Before Orbax relists.
+    self.manager.reload()
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -147,9 +294,18 @@ def resolve_params_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> s
 def restore_params(path: str, abstract_params: Any,
                    setting: str = "INITIAL_CHECKPOINT_PATH") -> Any:
   """Parameters only, from a checkpoint path (named `setting` in errors), into the current
-  mesh's shardings."""
+  mesh's shardings.
+
+  Raises:
+    CheckpointNotFoundError: `path` holds no checkpoint.
+    CheckpointMismatchError: the checkpoint holds another model's arrays.
+    CheckpointDamagedError: files of the checkpoint are missing, truncated or unreadable.
+  """
   params_dir = resolve_params_dir(absolute(path), setting)
-  with ocp.StandardCheckpointer() as checkpointer:
-    check_matches(checkpointer.metadata(params_dir).item_metadata.tree, abstract_params,
-                  params_dir)
+  advice = f" ({setting}={path!r})"
+  with _damage_reported(params_dir, advice), ocp.StandardCheckpointer() as checkpointer:
+    metadata = checkpointer.metadata(params_dir).item_metadata
+    if metadata is None:  # Orbax logs why and reads the metadata as None.
+      raise CheckpointDamagedError(params_dir, "no readable metadata", advice)
+    check_matches(metadata.tree, abstract_params, params_dir)
     return checkpointer.restore(params_dir, abstract_params)

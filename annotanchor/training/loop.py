@@ -74,10 +74,9 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
       nan_policy=nan_policy)
   ckpt = checkpoints.Checkpointer(model_dir, save_every=checkpoint_every, keep=keep_checkpoints,
                                   async_save=async_checkpoints, metadata=metadata)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    logging.info("Resuming from %s/%d", ckpt.directory, latest)
-    state = ckpt.restore(latest, abstract)
+  state = ckpt.restore_latest(abstract)
+  if state is not None:
+    logging.info("Resuming from %s/%d", ckpt.directory, int(state.step))
   else:
     state = train_state.init_state(model, optimizer, jax.random.PRNGKey(seed), shardings)
     if initial_checkpoint_path:

@@ -1,5 +1,6 @@
 """Real Orbax checkpoints on disk: resharding restore, strict checks, fine-tune init, retention."""
 import dataclasses
+import glob
 import os
 import shutil
 
@@ -60,6 +61,82 @@ def test_mismatched_checkpoint_is_refused(trained, change, message):
     checkpoints.Checkpointer(str(root / "full"), save_every=10).restore(4, abstract)
   with pytest.raises(checkpoints.CheckpointMismatchError, match=message):
     checkpoints.restore_params(str(root / "full"), abstract.params)
+
+
+def _data_files(step_dir, item):
+  """The array data files of `item` (which of them hold an array depends on the mesh)."""
+  return glob.glob(os.path.join(step_dir, item, "**", "d", "*"), recursive=True)
+
+
+def _remove(step_dir, relative):
+  path = os.path.join(step_dir, relative)
+  shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def _truncate(path):
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize("damage, cause", [
+    (lambda d: [os.remove(f) for f in _data_files(d, "params")],
+     r'\(NOT_FOUND: .* in OCDBT database at local file "4/params/"'),
+    (lambda d: [_truncate(f) for f in _data_files(d, "params")], r"\(OUT_OF_RANGE: "),
+    (lambda d: [os.remove(f) for f in _data_files(d, "opt_state")],
+     r'\(NOT_FOUND: .* local file "4/opt_state/"'),
+    (lambda d: _remove(d, "params/_METADATA"), r"\(params/ has no readable metadata\)"),
+    (lambda d: _truncate(os.path.join(d, "params", "_METADATA")), r"\(unreadable JSON: "),
+    (lambda d: _remove(d, "params/manifest.ocdbt"), r"\(NOT_FOUND: "),
+    (lambda d: _remove(d, "meta/metadata"), r"\(File 4/meta/metadata not found.\)"),
+    (lambda d: _remove(d, "meta"), r"\(no meta/ directory\)"),
+])
+def test_damaged_checkpoint_is_named(trained, tmp_path, damage, cause):
+  root, _ = trained
+  shutil.copytree(root / "full", tmp_path / "run")
+  step_dir = os.path.join(tmp_path, "run", "checkpoints", "4")
+  damage(step_dir)
+  abstract = _abstract(tiny_setup.TINY, {"data": 8})
+  with pytest.raises(checkpoints.CheckpointDamagedError,
+                     match=f"^the checkpoint at {step_dir} is damaged {cause}"):
+    checkpoints.Checkpointer(str(tmp_path / "run"), save_every=10).restore(4, abstract)
+
+
+def test_damaged_initial_checkpoint_is_named(trained, tmp_path):
+  root, _ = trained
+  shutil.copytree(root / "full", tmp_path / "run")
+  params_dir = os.path.join(tmp_path, "run", "checkpoints", "4", "params")
+  os.remove(os.path.join(params_dir, "_METADATA"))
+  abstract = _abstract(tiny_setup.TINY, {"data": 8})
+  with pytest.raises(checkpoints.CheckpointDamagedError,
+                     match=f"^the checkpoint at {params_dir} is damaged .*INITIAL_CHECKPOINT_PATH"):
+    checkpoints.restore_params(str(tmp_path / "run"), abstract.params)
+
+
+def test_resume_sets_damaged_checkpoints_aside(trained, tmp_path):
+  """Damaged twice at step 4: each copy is kept under its own name, step 4 is saved again
+  and the parameters match the uninterrupted run's."""
+  _, full = trained
+  model_dir = str(tmp_path / "run")
+  mesh = {"data": 2, "model": 4}
+  tiny_setup.run(model_dir, mesh, steps=4, checkpoint_every=2)
+  for aside in ("4", "4.1"):
+    os.remove(os.path.join(model_dir, "checkpoints", "4", "params", "_METADATA"))
+    resumed = tiny_setup.run(model_dir, mesh, steps=4, checkpoint_every=2)
+    assert os.path.isdir(os.path.join(model_dir, "damaged_checkpoints", aside, "params"))
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == ["2", "4"]
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.state.params),
+                 jax.device_get(full.state.params))
+
+
+def test_other_restore_errors_propagate(trained, monkeypatch):
+  """A TensorStore-like error that names no file of the checkpoint is not damage."""
+  root, _ = trained
+  ckpt = checkpoints.Checkpointer(str(root / "full"), save_every=10)
+  def fail(*args, **kwargs):
+    raise ValueError("FAILED_PRECONDITION: Error in some other store")
+  monkeypatch.setattr(ckpt.manager, "restore", fail)
+  with pytest.raises(ValueError, match="some other store") as raised:
+    ckpt.restore(4, _abstract(tiny_setup.TINY, {"data": 8}))
+  assert not isinstance(raised.value, checkpoints.CheckpointDamagedError)
 
 
 def test_fine_tuning_takes_parameters_only(trained, tmp_path):
