@@ -101,8 +101,9 @@ def read_records(path: str) -> Iterator[tuple[str, Callable[[], Record]]]:
 
   A TFDS split is named `tfds:NAME:SPLIT` (e.g. `tfds:my_docs/1.0.0:train`),
   loaded with `tfds.load`. A text file is one record, `{"text": <the whole file>}`.
-  `where` is "FILE, record N"; `decode()` returns the record as a dict or raises
-  SourceError, so a reader can skip a bad record and go on.
+  `where` is "FILE, record N" (in a JSONL file N is the line number); `decode()`
+  returns the record as a dict or raises SourceError, so a reader can skip a bad record
+  and go on.
   """
   if path.startswith("tfds:"):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
