@@ -102,7 +102,7 @@ def sampling_bindings(model_config: Any | None,
     (the TransformerConfig fields set: all of model_config's, else those bound in gin by
     a gin/models/ file or flags; whether a prompt template or annotation format was set).
   """
-  import dataclasses
+  import dataclasses  # Here: gin_utils is imported by every command, `--help` included.
 
   from annotanchor.data.annotations import AnnotationFormat
   from annotanchor.data.prompts import PromptTemplate

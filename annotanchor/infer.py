@@ -246,7 +246,8 @@ def check_settings() -> None:
   Raises:
     SettingError: naming the setting, as `infer` would.
   """
-  # Unresolved, then only these resolved: others (a vocabulary) would load files.
+  # Unresolved: resolving every binding would build its references (a vocabulary loads
+  # files). copy.deepcopy of a gin reference or macro evaluates it, so only these are.
   bound = gin.get_bindings(infer, resolve_references=False)
   DecodeSettings(**{f.name: copy.deepcopy(bound[f.name])
                     for f in dataclasses.fields(DecodeSettings) if f.name in bound})

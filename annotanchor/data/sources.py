@@ -21,8 +21,7 @@ import gin
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
-from annotanchor.errors import SettingError
-from annotanchor.errors import UserError
+from annotanchor.errors import SettingError, UserError
 
 Record = Mapping[str, Any]
 
@@ -188,6 +187,12 @@ def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anc
   return example
 
 
+def check_on_error(on_error: str) -> None:
+  """Refuses a bad-record policy other than "raise" and "skip"."""
+  if on_error not in ("raise", "skip"):
+    raise SettingError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+
+
 def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
                   on_error: str = "raise", report: Optional[SkipReport] = None) -> Iterator[dict]:
   """Reads and validates records from JSONL (`.jsonl`) or TFRecord files.
@@ -201,8 +206,7 @@ def read_examples(paths: Sequence[str], convert: Callable[[Record, str], dict],
   Yields:
     Validated examples.
   """
-  if on_error not in ("raise", "skip"):
-    raise SettingError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+  check_on_error(on_error)
   report = report if report is not None else SkipReport()
   files = [f for p in paths for f in ([p] if p.startswith("tfds:") else sorted(tf.io.gfile.glob(p)))]
   if not files:

@@ -32,7 +32,6 @@ import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
 from annotanchor.data import sources
-from annotanchor.errors import SettingError
 
 # Bump when the cached layout or validation changes, so old caches are not reused.
 CACHE_VERSION = 1
@@ -183,8 +182,7 @@ def file_source(splits: Sequence[str], patterns: Callable[[str], str | Sequence[
       (default `default_cache_dir()`).
     keep: optional predicate over parsed examples; only those it keeps are read.
   """
-  if on_error not in ("raise", "skip"):
-    raise SettingError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+  sources.check_on_error(on_error)  # At registration, not at the first dataset.
 
   def dataset_fn(split: str, shuffle_files: bool, seed: Optional[int] = None) -> tf.data.Dataset:
     del shuffle_files, seed  # The Task shuffles examples.

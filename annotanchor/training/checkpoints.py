@@ -30,10 +30,8 @@ _DAMAGE_STATUS = re.compile(r"^(NOT_FOUND|FAILED_PRECONDITION|OUT_OF_RANGE|DATA_
 
 
 class CheckpointMismatchError(UserError, ValueError):
-  """A checkpoint whose arrays do not match the model being restored.
-
-  Also a ValueError: infer and serve list it among the ValueErrors they report.
-  """
+  """A checkpoint whose arrays do not match the model being restored (also a ValueError,
+  as it was before UserError existed)."""
 
 
 class CheckpointNotFoundError(UserError, FileNotFoundError):

@@ -46,6 +46,8 @@ def assert_one_line_error(result: Result, command: str, *needles: str, returncod
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
   lines = result.error_lines(command)
   assert len(lines) == 1, result.stderr[-3000:]
+  # The message is one line: nothing of it spills onto the lines after.
+  assert result.stderr.rstrip().splitlines()[-1] == lines[0], result.stderr[-3000:]
   for needle in needles:
     assert needle in lines[0], (needle, lines[0])
   assert "In call to configurable" not in result.stderr, result.stderr[-3000:]

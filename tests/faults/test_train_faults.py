@@ -63,9 +63,8 @@ user/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
 def test_a_bad_record_stops_train_with_one_line_naming_file_and_record(tmp_path, vocab, case):
   record, reason = BAD_RECORDS[case]
   corpus = _corpus(tmp_path / "docs.jsonl", bad=record)
-  line = assert_one_line_error(_train(tmp_path, vocab, corpus), "train", "SourceError",
-                               f"{corpus}, record 3", reason)
-  assert line.count("\n") == 0
+  assert_one_line_error(_train(tmp_path, vocab, corpus), "train", "SourceError",
+                        f"{corpus}, record 3", reason)
   assert not os.path.exists(tmp_path / "run" / "checkpoints" / "2")
 
 
