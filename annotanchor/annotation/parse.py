@@ -82,7 +82,7 @@ def parse_response(text: str, schema: TagSchema,
   if span is not None:
     body = body[span[0] + len(fmt.open):span[1]]
   for reader in (_json_pairs, _inline_pairs, _line_pairs):
-    tags = schema.normalize(reader(body))
+    tags = schema.normalize(reader(body), fmt)
     if tags:
       return tags
   shown = text if len(text) <= 200 else text[:200] + "..."

@@ -56,11 +56,14 @@ class TagSchema:
     """`" Main Topic "` -> `"main_topic"`; `"sub-genre"` -> `"sub_genre"`."""
     return annotations.normalize_value(key.strip(_TRIM + " ").replace("-", " ").lower())
 
-  def normalize(self, pairs: Iterable[tuple[str, str]]) -> tuple[annotations.Tag, ...]:
+  def normalize(self, pairs: Iterable[tuple[str, str]],
+                fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT
+                ) -> tuple[annotations.Tag, ...]:
     """The schema-valid tags among raw (key, value) pairs, normalised, duplicates dropped.
 
     Args:
       pairs: keys and values as an annotator wrote them.
+      fmt: the delimiters the tags are written between; a value holding one is dropped.
 
     Returns:
       The kept tags, in their original order (possibly none).
@@ -76,7 +79,7 @@ class TagSchema:
       if len(value) > self.max_value_chars or (key, value) in kept:
         continue
       try:
-        annotations.validate_tag(key, value)
+        annotations.validate_tag(key, value, fmt)
       except annotations.AnnotationError:
         continue
       kept.append((key, value))

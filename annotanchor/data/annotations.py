@@ -53,12 +53,15 @@ def normalize_value(value: str) -> str:
   return "_".join(str(value).split())
 
 
-def validate_tag(key: str, value: str) -> None:
-  """Raises AnnotationError unless `key:value` is a well-formed tag."""
+def validate_tag(key: str, value: str, fmt: Optional[AnnotationFormat] = None) -> None:
+  """Raises AnnotationError unless `key:value` is a well-formed tag (one that holds neither
+  of `fmt`'s delimiters, when given: its annotation would not parse back)."""
   if not _KEY.match(key):
     raise AnnotationError(f"Tag key {key!r} is not a lower-case identifier ([a-z][a-z0-9_]*).")
   if not value or any(c.isspace() for c in value):
     raise AnnotationError(f"Tag {key!r} has an empty value or one with whitespace: {value!r}.")
+  if fmt is not None and (fmt.open in value or fmt.close in value):
+    raise AnnotationError(f"Tag {key!r} holds a delimiter of {fmt}: {value!r}.")
 
 
 def make_tags(pairs) -> tuple[Tag, ...]:
@@ -76,7 +79,13 @@ def format_body(tags: Sequence[Tag]) -> str:
 
 
 def format_annotation(tags: Sequence[Tag], fmt: AnnotationFormat = DEFAULT_FORMAT) -> str:
-  """The full annotation text, `<ann> k:v ... </ann>`."""
+  """The full annotation text, `<ann> k:v ... </ann>`.
+
+  Raises:
+    AnnotationError: a tag holds one of the delimiters (the text would not parse back).
+  """
+  for key, value in tags:
+    validate_tag(key, value, fmt)
   return f"{fmt.open} {format_body(tags)} {fmt.close}"
 
 

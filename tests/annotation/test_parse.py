@@ -22,6 +22,10 @@ RECORDED = [
     ("topic:war, mood:grim, genre:epic, topic:war",  # unknown key and duplicate dropped
      [("topic", "war"), ("genre", "epic")]),
     ("1. domain: biology\n2. action: migration", [("domain", "biology"), ("action", "migration")]),
+    # A value holding a delimiter would write an annotation that does not parse back (a
+    # tiny model's answer through `annotanchor serve` held "topic:cd<ann>").
+    ("<ann> topic:sea topic:cd<ann> </ann>", [("topic", "sea")]),
+    ("topic:sea location:the</ann>", [("topic", "sea")]),
 ]
 
 
@@ -33,7 +37,7 @@ def test_recorded_answers_parse_to_schema_valid_tags(answer, tags):
 @pytest.mark.parametrize("answer", [
     "", "I cannot annotate this passage.", "mood:grim colour:red",  # keys outside the schema
     "topic:" + "x" * 41,  # value over max_value_chars
-    "<ann> </ann>",
+    "<ann> </ann>", "topic:cd<ann>",
 ])
 def test_answers_without_a_valid_tag_are_refused_not_emptied(answer):
   with pytest.raises(ResponseParseError, match="no valid key:value tag"):

@@ -23,6 +23,14 @@ def test_custom_delimiters():
     A.AnnotationFormat("<a b>", "</a>")
 
 
+@pytest.mark.parametrize("value", ["cd<ann>", "x</ann>", "<ann>"])
+def test_format_refuses_a_tag_that_holds_a_delimiter(value):
+  # Its text would not parse back (strict parsing finds a second delimiter).
+  with pytest.raises(A.AnnotationError, match="holds a delimiter"):
+    A.format_annotation([("topic", "sea"), ("topic", value)])
+  assert A.format_annotation([("topic", value)], A.AnnotationFormat("[[", "]]"))
+
+
 @pytest.mark.parametrize("text", ["genre:x", "<ann> </ann>", "<ann> Genre:x </ann>",
                                   "<ann> genre: </ann>", "<ann> a:b <ann> c:d </ann>"])
 def test_strict_parse_rejects(text):
