@@ -19,8 +19,9 @@ import gin
 import numpy as np
 
 from annotanchor import gin_utils
+from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.errors import SettingError
-from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report
+from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report, wellformed
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeQuality
@@ -221,6 +222,10 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
         {a: [s for row in arms.by_arm[a] for s in row] for a in order}, sft_arm,
         AnnotationTagLabeller(), labeller, attrs)
 
+  # The gin-bound format the run's preprocessors formatted with.
+  malformed = wellformed.malformed_by_arm(
+      {a: [s for row in arms.by_arm[a] for s in row] for a in order}, AnnotationFormat())
+
   files = ({k: os.fspath(v) for k, v in sample_files.items()}
            if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])
   result = {
@@ -242,6 +247,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "arms": out_arms,
       "comparisons": comparisons,
       "annotation_adherence": adherent,
+      "malformed_annotations": malformed,
   }
   report.write_report(result, output_dir)
   if write_plots:

@@ -7,11 +7,13 @@ report.json layout:
    "arms": {arm: {"diversity": {metric: E}, "quality": {name: E},
                   "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float}}},
    "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}},
-   "annotation_adherence": {arm: {attr: {"all": S, "outside_sft_modes": S}}}}
+   "annotation_adherence": {arm: {attr: {"all": S, "outside_sft_modes": S}}},
+   "malformed_annotations": {arm: {"share": float|null, "count": int, "by_cause": {...}}}}
 
 with E = {"value": float|null, "ci": [low, high]|null, "reason": str (only when null)} and
 S = {"follows": float|null, "count": int} (see evaluation/adherence.py; only arms that
-sample annotations, and only with a response-side labeller).
+sample annotations, and only with a response-side labeller); malformed_annotations covers
+the arms that sample annotations (see evaluation/wellformed.py).
 """
 import json
 from typing import List, Optional
@@ -91,6 +93,7 @@ def render_markdown(report: dict) -> str:
                                f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
                      for attr in attrs])
   lines += _adherence_lines(report.get("annotation_adherence") or {})
+  lines += _malformed_lines(report.get("malformed_annotations") or {})
   if notes:
     lines += ["## Notes", "", *notes, ""]
   return "\n".join(lines)
@@ -113,6 +116,19 @@ def _adherence_lines(adherence: dict) -> List[str]:
           "Share of samples whose response realizes the value its annotation names (samples "
           "counted in parentheses); *outside SFT modes*: annotation values the standard-SFT "
           "arm's responses never take.", "", *_table(header, rows)]
+
+
+def _malformed_lines(malformed: dict) -> List[str]:
+  """The malformed-annotation table: share that does not parse, and its causes, per arm."""
+  if not malformed:
+    return []
+  causes = list(next(iter(malformed.values()))["by_cause"])
+  rows = [[arm, f"{m['share']:.1%}", str(m["count"])] + [str(m["by_cause"][c]) for c in causes]
+          for arm, m in malformed.items()]
+  return ["## Malformed sampled annotations", "",
+          "Share of sampled annotations that do not parse strictly or repeat a key (see "
+          "evaluation/wellformed.py), with the count per cause.", "",
+          *_table(["arm", "malformed", "sampled"] + causes, rows)]
 
 
 def write_report(report: dict, output_dir: str) -> List[str]:
