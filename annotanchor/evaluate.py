@@ -25,10 +25,11 @@ from annotanchor.evaluation import adherence, compare, diversity, plots, quality
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeQuality
+from annotanchor.evaluation.judge_labels import JudgeLabeller
 from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
 from annotanchor.evaluation.samples import ArmSamples, load_arms
 
-for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeQuality, MiniLMEmbedder):
+for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQuality, MiniLMEmbedder):
   gin.external_configurable(_cls, module="annotanchor.evaluation")
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -74,6 +75,9 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
   unknown_rate: Dict[str, Dict[str, float]] = {}
   attrs: List[str] = []
   if labeller is not None:
+    if hasattr(labeller, "label_many"):  # A remote labeller: ask concurrently, then read.
+      labeller.label_many([(s.prompt, s.annotation, s.response)
+                           for rows in arms.by_arm.values() for row in rows for s in row])
     labels = {a: [[labeller(s.prompt, s.annotation, s.response) for s in row] for row in rows]
               for a, rows in arms.by_arm.items()}
     # One attribute set for every arm, so arms are measured on the same attributes.
@@ -234,6 +238,8 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "sample_files": files, "output_dir": os.fspath(output_dir),
       "settings": {
           "labeller": None if labeller is None else type(labeller).__name__,
+          # Requests, cache hits and failures by cause of a remote labeller (JudgeLabeller).
+          **({"labeller_summary": labeller.summary()} if hasattr(labeller, "summary") else {}),
           "unknown": unknown, "embedder": None if embed is None else type(embed).__name__,
           # Attributes the prompt fixes are left out of its semantic entropy (if set).
           "prompt_constraints": (

@@ -1,4 +1,4 @@
-"""A quality function that asks an LLM judge behind an OpenAI-compatible endpoint.
+"""An LLM judge behind an OpenAI-compatible endpoint, and the quality function that asks it.
 
 It POSTs to `{base_url}/chat/completions` (stdlib urllib, no client library) and
 reads a score from the reply, which the default template asks to end with
@@ -25,18 +25,26 @@ _SCORE = re.compile(r"SCORE\s*:\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 class JudgeError(UserError, RuntimeError):
-  """The judge could not be reached or gave no usable score."""
+  """The judge could not be reached or gave no usable answer.
+
+  Attributes:
+    cause: "http_status" (an error status, after retries where one may help),
+      "connection" (unreachable or timed out), "bad_response" (not the API's JSON), or
+      "bad_answer" (the reply's text holds no usable answer).
+  """
+
+  def __init__(self, message: str, cause: str = "bad_answer"):
+    super().__init__(message)
+    self.cause = cause
 
 
 @dataclasses.dataclass
-class JudgeQuality:
-  """Scores samples with a chat model.
+class JudgeEndpoint:
+  """A chat model behind an OpenAI-compatible endpoint, asked one user message at a time.
 
   Attributes:
     base_url: e.g. "http://127.0.0.1:8000/v1".
     model: the model name sent in the request.
-    template: the user message; `{prompt}` and `{response}` are filled in.
-    max_score: the top of the judge's scale.
     api_key_env: environment variable holding the bearer token (none sent if unset).
     timeout_s: per request.
     max_retries: further tries after a connection error, 429 or 5xx, with
@@ -45,23 +53,11 @@ class JudgeQuality:
   """
   base_url: str
   model: str
-  template: str = DEFAULT_TEMPLATE
-  max_score: float = 10.0
   api_key_env: Optional[str] = "OPENAI_API_KEY"
   timeout_s: float = 60.0
   max_retries: int = 3
   backoff_s: float = 1.0
   temperature: float = 0.0
-
-  def __call__(self, prompt: str, annotation: str, response: str) -> float:
-    content = self.ask(self.template.format(prompt=prompt, response=response))
-    matches = _SCORE.findall(content)
-    if not matches:
-      raise JudgeError(f"judge reply holds no 'SCORE: n': {content[:200]!r}")
-    score = float(matches[-1])
-    if not 0 <= score <= self.max_score:
-      raise JudgeError(f"judge score {score} outside 0..{self.max_score}")
-    return score / self.max_score
 
   def ask(self, message: str) -> str:
     """Sends one user message; returns the reply's text."""
@@ -72,7 +68,7 @@ class JudgeQuality:
     key = os.environ.get(self.api_key_env) if self.api_key_env else None
     if key:
       headers["Authorization"] = f"Bearer {key}"
-    last = None
+    last, cause = None, None
     for attempt in range(self.max_retries + 1):
       if attempt:
         time.sleep(self.backoff_s * 2 ** (attempt - 1))
@@ -82,16 +78,38 @@ class JudgeQuality:
           payload = reply.read()
       except urllib.error.HTTPError as e:
         detail = e.read()[:200].decode("utf-8", "replace")
-        last = f"HTTP {e.code} from {url}: {detail}"
+        last, cause = f"HTTP {e.code} from {url}: {detail}", "http_status"
         if e.code != 429 and e.code < 500:
-          raise JudgeError(last) from None
+          raise JudgeError(last, cause) from None
         continue
       except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        last = f"cannot reach {url}: {getattr(e, 'reason', e)}"
+        last, cause = f"cannot reach {url}: {getattr(e, 'reason', e)}", "connection"
         continue
       try:
         return json.loads(payload)["choices"][0]["message"]["content"]
       except (ValueError, KeyError, IndexError, TypeError):
         raise JudgeError(f"{url} answered without choices[0].message.content: "
-                         f"{payload[:200]!r}") from None
-    raise JudgeError(f"{last} (gave up after {self.max_retries + 1} tries)")
+                         f"{payload[:200]!r}", "bad_response") from None
+    raise JudgeError(f"{last} (gave up after {self.max_retries + 1} tries)", cause)
+
+
+@dataclasses.dataclass
+class JudgeQuality(JudgeEndpoint):
+  """Scores samples with a chat model (the endpoint settings are JudgeEndpoint's).
+
+  Attributes:
+    template: the user message; `{prompt}` and `{response}` are filled in.
+    max_score: the top of the judge's scale.
+  """
+  template: str = DEFAULT_TEMPLATE
+  max_score: float = 10.0
+
+  def __call__(self, prompt: str, annotation: str, response: str) -> float:
+    content = self.ask(self.template.format(prompt=prompt, response=response))
+    matches = _SCORE.findall(content)
+    if not matches:
+      raise JudgeError(f"judge reply holds no 'SCORE: n': {content[:200]!r}")
+    score = float(matches[-1])
+    if not 0 <= score <= self.max_score:
+      raise JudgeError(f"judge score {score} outside 0..{self.max_score}")
+    return score / self.max_score
