@@ -21,7 +21,8 @@ from typing import Callable, Mapping, Optional, Sequence
 import gin
 import seqio
 
-from annotanchor.data import preprocessors, sources, validated
+from annotanchor.data import chat_sft, preprocessors, sources, validated
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.errors import SettingError
@@ -73,12 +74,15 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
 
 
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
-                       shuffle_buffer_size: int = 10_000) -> list[str]:
-  """Registers `P_sft` and `P_sft_anchored` over an SFT source."""
-  return [_add(f"{prefix}_sft", source, vocabulary, preprocessors.standard_sft,
-               shuffle_buffer_size),
-          _add(f"{prefix}_sft_anchored", source, vocabulary, preprocessors.anchored_sft,
-               shuffle_buffer_size)]
+                       shuffle_buffer_size: int = 10_000, chat: bool = False) -> list[str]:
+  """Registers `P_sft` and `P_sft_anchored` over an SFT source: prompt/response pairs, or
+  with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`)."""
+  standard, anchored = preprocessors.standard_sft, preprocessors.anchored_sft
+  if chat:
+    standard = functools.partial(chat_sft.chat_sft, anchored=False)
+    anchored = functools.partial(chat_sft.chat_sft, anchored=True)
+  return [_add(f"{prefix}_sft", source, vocabulary, standard, shuffle_buffer_size),
+          _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size)]
 
 
 @gin.configurable
@@ -140,7 +144,10 @@ class JsonlCorpus:
     vocabulary_path: SentencePiece model (see `vocabulary.py`).
     documents: split -> file pattern(s) of annotated documents.
     sft: split -> file pattern(s) of SFT examples.
-    document_fields / sft_fields: field names.
+    sft_format: "pairs" (prompt, response, annotation fields) or "messages" (OpenAI/Tulu
+      conversations, each assistant message with its `annotation`; rendered with the
+      gin-bound PromptTemplate, loss turns set by `chat_sft.loss_on`).
+    document_fields / sft_fields: field names (`messages_field` for "messages").
     on_error: "raise" or "skip" (see `validated.validated_file`).
     cache_dir: where validated copies of the files are kept (default
       `validated.default_cache_dir()`).
@@ -151,8 +158,15 @@ class JsonlCorpus:
   sft: Mapping[str, str | Sequence[str]] = dataclasses.field(default_factory=dict)
   document_fields: sources.DocumentFields = sources.DocumentFields()
   sft_fields: sources.SftFields = sources.SftFields()
+  sft_format: str = "pairs"
+  messages_field: str = "messages"
   on_error: str = "raise"
   cache_dir: Optional[str] = None
+
+  def __post_init__(self):
+    if self.sft_format not in ("pairs", "messages"):
+      raise SettingError(f"JsonlCorpus.sft_format={self.sft_format!r}; expected 'pairs' or "
+                         "'messages'")
 
   def register(self) -> list[str]:
     """Registers this corpus's tasks (and mixture, when it has both kinds)."""
@@ -166,8 +180,10 @@ class JsonlCorpus:
           self.name, source(self.documents, validated.Documents(self.document_fields)),
           vocabulary)
     if self.sft:
-      names += register_sft_tasks(
-          self.name, source(self.sft, validated.SftExamples(self.sft_fields)), vocabulary)
+      chat = self.sft_format == "messages"
+      convert = (validated.ChatExamples(PromptTemplate(), self.messages_field) if chat
+                 else validated.SftExamples(self.sft_fields))
+      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary, chat=chat)
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name))
     return names

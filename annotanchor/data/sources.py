@@ -21,6 +21,8 @@ import gin
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
+from annotanchor.data import conversations
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError, UserError
 
 Record = Mapping[str, Any]
@@ -185,6 +187,36 @@ def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anc
     except ann_lib.AnnotationError as e:
       raise SourceError(f"{where}: annotation does not parse: {e}") from None
   return example
+
+
+def chat_example(record: Record, where: str, field: str, template: PromptTemplate
+                 ) -> dict[str, list[str]]:
+  """Validates a `messages` record into its training pieces and their kinds
+  (`conversations.training_pieces`); every assistant message carries its `annotation`
+  (`"<ann> k:v </ann>"` or a {key: value} object), which the anchored tasks place before
+  its content and the standard ones leave out."""
+  messages = record_field(record, field, where)
+  try:
+    turns = conversations.conversation_turns(messages)
+    bodies = []
+    for role, text, i in turns:
+      if not text:
+        raise conversations.ConversationError(f"messages[{i}] ({role}) is empty")
+      if role != "assistant":
+        bodies.append("")
+        continue
+      if not isinstance(messages[i], dict) or "annotation" not in messages[i]:
+        raise conversations.ConversationError(
+            f"messages[{i}] (assistant) has no 'annotation'", f"messages[{i}].annotation")
+      try:
+        bodies.append(_body(messages[i]["annotation"], template.annotation_format))
+      except ann_lib.AnnotationError as e:
+        raise conversations.ConversationError(
+            f"messages[{i}].annotation does not parse: {e}") from None
+    pieces, kinds = conversations.training_pieces(turns, template, bodies)
+  except conversations.ConversationError as e:
+    raise SourceError(f"{where}: field '{field}': {e}") from None
+  return {"pieces": pieces, "kinds": kinds}
 
 
 def check_on_error(on_error: str) -> None:

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
 from annotanchor.data import sources
+from annotanchor.data.prompts import PromptTemplate
 
 # Bump when the cached layout or validation changes, so old caches are not reused.
 CACHE_VERSION = 1
@@ -70,7 +71,19 @@ class SftExamples:
     return sources.sft_example(record, where, self.fields, fmt=self.fmt)
 
 
-Converter = Documents | SftExamples
+@dataclasses.dataclass(frozen=True)
+class ChatExamples:
+  """Chat SFT records (`messages`) -> `{"pieces", "kinds"}` in `template`'s layout."""
+  template: PromptTemplate
+  field: str = "messages"
+  signature: ClassVar[dict[str, tf.TensorSpec]] = {
+      "pieces": tf.TensorSpec([None], tf.string), "kinds": tf.TensorSpec([None], tf.string)}
+
+  def __call__(self, record: sources.Record, where: str) -> dict:
+    return sources.chat_example(record, where, self.field, self.template)
+
+
+Converter = Documents | SftExamples | ChatExamples
 
 
 def expand_patterns(patterns: Sequence[str]) -> list[str]:

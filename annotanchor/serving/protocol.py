@@ -18,6 +18,7 @@ import secrets
 import time
 from typing import Any, Mapping, Optional, Sequence
 
+from annotanchor.data import conversations
 from annotanchor.data.prompts import PromptTemplate
 
 ANNOTATION_OPTIONS = ("return", "strip")
@@ -163,47 +164,20 @@ def parse_completion(body: Any, limits: Limits) -> SamplingRequest:
   return _common(body, limits, False, prompts)
 
 
-def _content(message: Mapping[str, Any], index: int) -> str:
-  content = message.get("content")
-  if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-    if all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-           for p in content):
-      return "".join(p["text"] for p in content)
-  elif isinstance(content, str):
-    return content
-  raise APIError(400, f"messages[{index}].content must be a string or a list of text parts",
-                 param=f"messages[{index}].content")
-
-
 def render_chat(messages: Any, template: PromptTemplate) -> str:
-  """The model prompt of a conversation (see the module docstring).
+  """The model prompt of a conversation (see the module docstring and
+  `annotanchor.data.conversations`, the rule SFT conversations are rendered by too).
 
   Raises:
     APIError: no messages, an unknown role, or a last message that is not the user's.
   """
-  if not isinstance(messages, list) or not messages:
-    raise APIError(400, "'messages' must be a non-empty list", param="messages")
-  system, turns = [], []
-  for i, message in enumerate(messages):
-    role = message.get("role") if isinstance(message, dict) else None
-    if role not in ("system", "developer", "user", "assistant"):
-      raise APIError(400, f"messages[{i}].role must be system, user or assistant, got {role!r}",
-                     param=f"messages[{i}].role")
-    text = _content(message, i).strip()
-    if role in ("system", "developer"):
-      system.append(text)
-    else:
-      turns.append((role, text))
-  if not turns or turns[-1][0] != "user":
+  try:
+    turns = conversations.conversation_turns(messages)
+  except conversations.ConversationError as e:
+    raise APIError(400, str(e), param=e.param) from None
+  if turns[-1][0] != "user":
     raise APIError(400, "the last message must be the user's", param="messages")
-  lines, first_user = [], True
-  for role, text in turns:
-    if role == "user" and first_user and system:
-      text = "\n\n".join(system + [text])
-    first_user = first_user and role != "user"
-    lines.append(f"{template.prompt_prefix if role == 'user' else template.assistant_marker + ' '}"
-                 f"{text}")
-  return "\n".join(lines) + template.prompt_suffix
+  return conversations.render_prompt(turns, template)
 
 
 def parse_chat(body: Any, limits: Limits, template: PromptTemplate) -> SamplingRequest:
