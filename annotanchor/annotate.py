@@ -1,4 +1,4 @@
-"""`annotanchor annotate` / `python -m annotanchor.annotate`: tag a raw corpus for pretraining.
+"""`annotanchor annotate` / `python -m annotanchor.annotate`: tag a raw corpus or an SFT set.
 
   annotanchor annotate --gin_file=gin/runs/annotate.gin \
       --gin.INPUTS="['raw/*.jsonl']" --gin.OUTPUT_DIR="'annotated'" \
@@ -6,7 +6,9 @@
 
 Splits every document into chunks on blank lines, asks the annotator (an LLM behind an
 OpenAI-compatible endpoint, or the record's own metadata fields) for each chunk's tags and
-writes OUTPUT_DIR/annotated-NNNNN.jsonl shards that `JsonlCorpus` tasks read directly. A
+writes OUTPUT_DIR/annotated-NNNNN.jsonl shards that `JsonlCorpus` tasks read directly; with
+`annotate.record_kind='sft_pairs'` or `'sft_chat'` it annotates the responses of SFT
+records (prompt/response pairs, or each assistant turn of `messages`) instead. A
 rerun skips finished shards and redoes unfinished ones; SHARD_INDEX/SHARD_COUNT split the
 shards between processes. Ends with a summary (also OUTPUT_DIR/summary.json), also when it
 fails. Exit status: 0 done (chunks that failed are counted in the summary), 2 bad
@@ -25,6 +27,7 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.annotation.annotators import Annotator
+from annotanchor.annotation.record_kinds import RecordKind
 from annotanchor.annotation.runner import annotate_corpus
 from annotanchor.annotation.summary import format_summary
 
@@ -33,9 +36,14 @@ from annotanchor.annotation.summary import format_summary
 def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQUIRED,
              annotator: Annotator = gin.REQUIRED, docs_per_shard: int = 1000,
              shard_index: int = 0, shard_count: int = 1, concurrency: int = 8,
-             output_format: str = "jsonl", text_field: str = "text", id_field: str = "id",
-             progress_bar: bool | None = None) -> dict[str, Any]:
-  """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args."""
+             output_format: str = "jsonl", record_kind: str = "documents",
+             text_field: str = "text", prompt_field: str = "prompt",
+             messages_field: str = "messages", show_prompt: bool = False,
+             id_field: str = "id", progress_bar: bool | None = None) -> dict[str, Any]:
+  """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args and
+  `annotanchor.annotation.record_kinds` for `record_kind` ("documents", "sft_pairs" or
+  "sft_chat") and its fields (for "sft_pairs" `text_field` is the response's)."""
+  kind = RecordKind(record_kind, text_field, prompt_field, messages_field, show_prompt)
   if isinstance(inputs, str):
     inputs = [inputs]
   def report(summary: dict[str, Any]) -> None:  # Also before the errors of a failed run.
@@ -44,7 +52,7 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
   return annotate_corpus(
       inputs, output_dir, annotator, docs_per_shard=docs_per_shard, shard_index=shard_index,
       shard_count=shard_count, concurrency=concurrency, output_format=output_format,
-      text_field=text_field, id_field=id_field, progress_bar=progress_bar, report=report)
+      kind=kind, id_field=id_field, progress_bar=progress_bar, report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from annotanchor.data import annotations, sources
+from annotanchor.annotation.record_kinds import RecordKind
+from annotanchor.data import sources
 from annotanchor.errors import SettingError
 
 
@@ -29,7 +30,8 @@ class Document:
     id: the record's id field, or "FILE, record N".
     where: "FILE, record N", for messages.
     record: the decoded record (field -> value; TFRecord features are lists).
-    chunks: its blank-line-separated chunks; empty for a bad record.
+    chunks: the units to annotate (`RecordKind.units`: a document's blank-line-separated
+      chunks, an SFT response, a conversation's assistant turns); empty for a bad record.
     error: why the record is bad ("" for a good one).
   """
   number: int
@@ -56,15 +58,10 @@ def input_files(patterns: Sequence[str]) -> list[str]:
 
 
 def _document(number: int, where: str, decode: Callable[[], Mapping[str, Any]],
-              text_field: str, id_field: str) -> Document:
+              kind: RecordKind, id_field: str) -> Document:
   try:
     record = decode()
-    text = sources.record_field(record, text_field, where, scalar=True)
-    if not isinstance(text, str):
-      raise sources.SourceError(f"{where}: field '{text_field}' is not a string")
-    chunks = tuple(annotations.split_chunks(text))
-    if not chunks:
-      raise sources.SourceError(f"{where}: empty document in field '{text_field}'")
+    chunks = kind.units(record, where)
   except sources.SourceError as e:
     return Document(number, where, where, {}, (), str(e))
   doc_id = sources.record_field(record, id_field, where, scalar=True) if id_field in record else where
@@ -72,7 +69,7 @@ def _document(number: int, where: str, decode: Callable[[], Mapping[str, Any]],
 
 
 def read_shards(files: Sequence[str], docs_per_shard: int, wanted: Callable[[int], bool],
-                text_field: str = "text", id_field: str = "id"
+                kind: RecordKind = RecordKind(), id_field: str = "id"
                 ) -> Iterator[tuple[int, list[Document]]]:
   """Yields (shard number, its documents) for the shards that `wanted` accepts, in order.
 
@@ -80,7 +77,7 @@ def read_shards(files: Sequence[str], docs_per_shard: int, wanted: Callable[[int
     files: from `input_files`.
     docs_per_shard: documents per output shard.
     wanted: shard number -> whether to read it (owned by this process and not finished).
-    text_field: the record field holding the document text.
+    kind: what a record's units are (document chunks, an SFT response, assistant turns).
     id_field: the record field holding a document id (records without it are named by
       position).
   """
@@ -97,7 +94,7 @@ def read_shards(files: Sequence[str], docs_per_shard: int, wanted: Callable[[int
           yield shard, docs
         shard, docs = j, []
       if wanted(j):
-        docs.append(_document(number, where, decode, text_field, id_field))
+        docs.append(_document(number, where, decode, kind, id_field))
       number += 1
   if docs:
     yield shard, docs

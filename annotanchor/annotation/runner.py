@@ -12,6 +12,7 @@ when the run stops (`EndpointError`) or ends with nothing written (`NothingAnnot
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import sys
 import threading
@@ -22,6 +23,7 @@ import tqdm
 
 from annotanchor.annotation.annotators import Annotator, ChunkFailure, EndpointError
 from annotanchor.annotation.reader import Document, input_files, read_shards
+from annotanchor.annotation.record_kinds import RecordKind
 from annotanchor.annotation.shards import ShardLayout
 from annotanchor.annotation.summary import ShardStats, summarize
 from annotanchor.data import annotations
@@ -45,7 +47,7 @@ def _outcome(future: concurrent.futures.Future) -> Any:
 
 def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
                     pool: concurrent.futures.Executor, fmt: annotations.AnnotationFormat,
-                    on_chunk) -> tuple[list[dict], list[dict], ShardStats]:
+                    kind: RecordKind, on_chunk) -> tuple[list[dict], list[dict], ShardStats]:
   """(records, failures, stats) of one shard's documents."""
   stats = ShardStats(documents=len(docs))
   jobs = {(d.number, i): pool.submit(annotator.annotate, chunk, d.record)
@@ -80,8 +82,7 @@ def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
       continue
     for t in tags:
       stats.add_tags(t)
-    records.append({"id": d.id, "text": "\n\n".join(d.chunks),
-                    "annotations": [annotations.format_annotation(t, fmt) for t in tags]})
+    records.append(kind.written(d.record, d.id, d.chunks, tags, fmt))
     stats.documents_written += 1
     stats.chunks_written += len(d.chunks)
   return records, failures, stats
@@ -113,7 +114,7 @@ class _Progress:
 def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator, *,
                     docs_per_shard: int = 1000, shard_index: int = 0, shard_count: int = 1,
                     concurrency: int = 8, output_format: str = "jsonl",
-                    text_field: str = "text", id_field: str = "id",
+                    kind: RecordKind = RecordKind(), id_field: str = "id",
                     fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT,
                     progress_bar: Optional[bool] = None,
                     report: Optional[Callable[[dict[str, Any]], None]] = None
@@ -129,7 +130,9 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
       shard_index (several processes or machines share one output_dir).
     concurrency: chunks annotated at once (threads).
     output_format: "jsonl" or "tfrecord".
-    text_field, id_field: record fields of the document text and id.
+    kind: what is annotated in a record and what is written (`record_kinds`: documents,
+      SFT pairs, chat conversations) and the record fields holding it.
+    id_field: the record field of the id.
     fmt: the annotation delimiters written.
     progress_bar: a tqdm bar (default: on terminals).
     report: called with the summary once it is written, before any error below.
@@ -150,9 +153,12 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
                        f"concurrency={concurrency} >= 1")
   layout = ShardLayout(output_dir, output_format)
   files = input_files(inputs)
-  layout.check_manifest({"inputs": list(inputs), "files": files, "docs_per_shard": docs_per_shard,
-                         "output_format": output_format, "text_field": text_field,
-                         "id_field": id_field, "shard_count": shard_count})
+  manifest = {"inputs": list(inputs), "files": files, "docs_per_shard": docs_per_shard,
+              "output_format": output_format, "text_field": kind.text_field,
+              "id_field": id_field, "shard_count": shard_count}
+  if kind.kind != "documents":  # Document runs keep the manifest they always had.
+    manifest["record_kind"] = dataclasses.asdict(kind)
+  layout.check_manifest(manifest)
   done = {j for j in layout.finished_shards() if j % shard_count == shard_index}
   if done:
     logging.info("resuming: %d finished shards of this process are skipped", len(done))
@@ -161,8 +167,8 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
   stopped = None
   try:
     with concurrent.futures.ThreadPoolExecutor(concurrency, "annotate") as pool:
-      for shard, docs in read_shards(files, docs_per_shard, wanted, text_field, id_field):
-        records, failures, stats = _annotate_shard(docs, annotator, pool, fmt,
+      for shard, docs in read_shards(files, docs_per_shard, wanted, kind, id_field):
+        records, failures, stats = _annotate_shard(docs, annotator, pool, fmt, kind,
                                                    progress.chunk_done)
         layout.write(shard, records, failures, stats)
         progress.shard_done(shard)
