@@ -32,6 +32,8 @@ setuptools.setup(
         # Hugging Face interchange: tokenizer.json vocabularies and safetensors checkpoints.
         "tokenizers",
         "safetensors",
+        # Hugging Face chat templates (tokenizer_config.json's Jinja) for chat SFT sets.
+        "jinja2",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist"],

@@ -45,7 +45,7 @@ def _check(loss_on: str, key_only_rate: float) -> None:
 @gin.configurable
 def chat_sft(dataset: tf.data.Dataset, output_features: Features, anchored: bool = False,
              loss_on: str = "all", key_only_rate: float = 0.003,
-             mask_annotation: bool = True) -> tf.data.Dataset:
+             mask_annotation: bool = True, append_eos: bool = True) -> tf.data.Dataset:
   """Chat SFT sequences (see the module docstring).
 
   Args:
@@ -56,6 +56,8 @@ def chat_sft(dataset: tf.data.Dataset, output_features: Features, anchored: bool
     key_only_rate: anchored: fraction of examples whose annotation keys and delimiters
       stay in the loss (values masked), as in `preprocessors.anchored_sft`.
     mask_annotation: anchored: False puts the whole annotation in the loss (the ablation).
+    append_eos: end with EOS (weight 1); False for Hugging Face chat templates, whose
+      end-of-turn text closes the last turn (`chat_template`).
 
   Returns:
     The sequences: `targets`, `targets_loss_weights`, `targets_annotation_mask`.
@@ -82,6 +84,7 @@ def chat_sft(dataset: tf.data.Dataset, output_features: Features, anchored: bool
       pieces, weights, is_annotation = (tf.boolean_mask(pieces, keep),
                                         tf.boolean_mask(weights, keep),
                                         tf.boolean_mask(is_annotation, keep))
-    return build_sequence(vocabulary, pieces, weights, is_annotation, eos_weight=1.0)
+    return build_sequence(vocabulary, pieces, weights, is_annotation,
+                          eos_weight=1.0 if append_eos else None)
 
   return convert(dataset)

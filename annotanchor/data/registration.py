@@ -22,6 +22,7 @@ import gin
 import seqio
 
 from annotanchor.data import chat_sft, preprocessors, sources, validated
+from annotanchor.data.chat_template import load_chat_template
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
@@ -74,13 +75,15 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
 
 
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
-                       shuffle_buffer_size: int = 10_000, chat: bool = False) -> list[str]:
+                       shuffle_buffer_size: int = 10_000, chat: bool = False,
+                       append_eos: bool = True) -> list[str]:
   """Registers `P_sft` and `P_sft_anchored` over an SFT source: prompt/response pairs, or
-  with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`)."""
+  with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`, ending
+  with EOS unless `append_eos` is False: a Hugging Face chat template closes its turns)."""
   standard, anchored = preprocessors.standard_sft, preprocessors.anchored_sft
   if chat:
-    standard = functools.partial(chat_sft.chat_sft, anchored=False)
-    anchored = functools.partial(chat_sft.chat_sft, anchored=True)
+    standard = functools.partial(chat_sft.chat_sft, anchored=False, append_eos=append_eos)
+    anchored = functools.partial(chat_sft.chat_sft, anchored=True, append_eos=append_eos)
   return [_add(f"{prefix}_sft", source, vocabulary, standard, shuffle_buffer_size),
           _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size)]
 
@@ -147,6 +150,8 @@ class JsonlCorpus:
     sft_format: "pairs" (prompt, response, annotation fields) or "messages" (OpenAI/Tulu
       conversations, each assistant message with its `annotation`; rendered with the
       gin-bound PromptTemplate, loss turns set by `chat_sft.loss_on`).
+    chat_template_path: "messages": lay conversations out in the Hugging Face chat template
+      of this tokenizer directory (its tokenizer_config.json) instead of our template.
     document_fields / sft_fields: field names (`messages_field` for "messages").
     on_error: "raise" or "skip" (see `validated.validated_file`).
     cache_dir: where validated copies of the files are kept (default
@@ -160,6 +165,7 @@ class JsonlCorpus:
   sft_fields: sources.SftFields = sources.SftFields()
   sft_format: str = "pairs"
   messages_field: str = "messages"
+  chat_template_path: Optional[str] = None
   on_error: str = "raise"
   cache_dir: Optional[str] = None
 
@@ -167,6 +173,9 @@ class JsonlCorpus:
     if self.sft_format not in ("pairs", "messages"):
       raise SettingError(f"JsonlCorpus.sft_format={self.sft_format!r}; expected 'pairs' or "
                          "'messages'")
+    if self.chat_template_path and self.sft_format != "messages":
+      raise SettingError("JsonlCorpus.chat_template_path lays out conversations: it needs "
+                         "sft_format='messages'")
 
   def register(self) -> list[str]:
     """Registers this corpus's tasks (and mixture, when it has both kinds)."""
@@ -181,9 +190,11 @@ class JsonlCorpus:
           vocabulary)
     if self.sft:
       chat = self.sft_format == "messages"
-      convert = (validated.ChatExamples(PromptTemplate(), self.messages_field) if chat
+      jinja = load_chat_template(self.chat_template_path) if self.chat_template_path else None
+      convert = (validated.ChatExamples(PromptTemplate(), self.messages_field, jinja) if chat
                  else validated.SftExamples(self.sft_fields))
-      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary, chat=chat)
+      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary, chat=chat,
+                                  append_eos=jinja is None)
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name))
     return names

@@ -21,7 +21,9 @@ import gin
 import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
+from annotanchor.data import chat_template as chat_lib
 from annotanchor.data import conversations
+from annotanchor.data.chat_template import ChatTemplate
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError, UserError
 
@@ -189,31 +191,39 @@ def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anc
   return example
 
 
-def chat_example(record: Record, where: str, field: str, template: PromptTemplate
-                 ) -> dict[str, list[str]]:
-  """Validates a `messages` record into its training pieces and their kinds
-  (`conversations.training_pieces`); every assistant message carries its `annotation`
+def chat_example(record: Record, where: str, field: str, template: PromptTemplate,
+                 chat_template: Optional[ChatTemplate] = None) -> dict[str, list[str]]:
+  """Validates a `messages` record into its training pieces and their kinds, laid out in
+  our template (`conversations.training_pieces`) or in a Hugging Face chat template
+  (`chat_template.training_pieces`). Every assistant message carries its `annotation`
   (`"<ann> k:v </ann>"` or a {key: value} object), which the anchored tasks place before
   its content and the standard ones leave out."""
   messages = record_field(record, field, where)
+  fmt = template.annotation_format
   try:
     turns = conversations.conversation_turns(messages)
-    bodies = []
+    bodies = {}
     for role, text, i in turns:
       if not text:
         raise conversations.ConversationError(f"messages[{i}] ({role}) is empty")
       if role != "assistant":
-        bodies.append("")
         continue
-      if not isinstance(messages[i], dict) or "annotation" not in messages[i]:
+      if "annotation" not in messages[i]:
         raise conversations.ConversationError(
             f"messages[{i}] (assistant) has no 'annotation'", f"messages[{i}].annotation")
       try:
-        bodies.append(_body(messages[i]["annotation"], template.annotation_format))
+        bodies[i] = _body(messages[i]["annotation"], fmt)
       except ann_lib.AnnotationError as e:
         raise conversations.ConversationError(
             f"messages[{i}].annotation does not parse: {e}") from None
-    pieces, kinds = conversations.training_pieces(turns, template, bodies)
+    if chat_template is None:
+      pieces, kinds = conversations.training_pieces(
+          turns, template, [bodies.get(i, "") for _, _, i in turns])
+    else:
+      shown = [{"role": m["role"], "content": conversations.message_text(m, i)}
+               for i, m in enumerate(messages)]
+      pieces, kinds = chat_lib.training_pieces(
+          shown, chat_template, fmt, [bodies.get(i, "") for i in range(len(messages))])
   except conversations.ConversationError as e:
     raise SourceError(f"{where}: field '{field}': {e}") from None
   return {"pieces": pieces, "kinds": kinds}

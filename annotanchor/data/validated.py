@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from annotanchor.data import annotations as ann_lib
 from annotanchor.data import sources
+from annotanchor.data.chat_template import ChatTemplate
 from annotanchor.data.prompts import PromptTemplate
 
 # Bump when the cached layout or validation changes, so old caches are not reused.
@@ -73,14 +74,16 @@ class SftExamples:
 
 @dataclasses.dataclass(frozen=True)
 class ChatExamples:
-  """Chat SFT records (`messages`) -> `{"pieces", "kinds"}` in `template`'s layout."""
+  """Chat SFT records (`messages`) -> `{"pieces", "kinds"}`, laid out in `template` or, when
+  given, in a Hugging Face `chat_template` (annotations still in `template`'s format)."""
   template: PromptTemplate
   field: str = "messages"
+  chat_template: Optional[ChatTemplate] = None
   signature: ClassVar[dict[str, tf.TensorSpec]] = {
       "pieces": tf.TensorSpec([None], tf.string), "kinds": tf.TensorSpec([None], tf.string)}
 
   def __call__(self, record: sources.Record, where: str) -> dict:
-    return sources.chat_example(record, where, self.field, self.template)
+    return sources.chat_example(record, where, self.field, self.template, self.chat_template)
 
 
 Converter = Documents | SftExamples | ChatExamples
