@@ -8,11 +8,19 @@ import jax.numpy as jnp
 from annotanchor.errors import SettingError
 
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ROPE_TYPES = ("default", "llama3")
+QK_NORM_SCOPES = ("head", "projection")
+NORM_PLACEMENTS = ("pre", "post")
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
-  """An OLMo-2/Llama-style decoder.
+  """An OLMo-2/Llama/Qwen3-style decoder.
+
+  The defaults are a pre-norm block with per-head QK-norm when qk_norm is set; the fields
+  after `init_std` express the published families exactly (annotanchor/interchange):
+  Llama 3 (rope_type='llama3'), Qwen3 (qk_norm, qk_norm_scope='head') and OLMo-2
+  (norm_placement='post', qk_norm_scope='projection').
 
   Attributes:
     vocab_size: rows of the embedding table (pad it to a multiple of the model axis).
@@ -24,7 +32,7 @@ class TransformerConfig:
     mlp_dim: hidden width of the SwiGLU MLP (logical axis `mlp`).
     max_len: longest sequence the decode cache holds.
     rope_theta: base of the rotary position embedding frequencies.
-    qk_norm: RMSNorm on queries and keys per head (OLMo-2).
+    qk_norm: RMSNorm on queries and keys (over `qk_norm_scope`).
     tie_embeddings: share the input embedding with the output projection.
     dtype: compute dtype of activations and matmuls ("float32" or "bfloat16").
     param_dtype: storage dtype of the parameters.
@@ -33,6 +41,20 @@ class TransformerConfig:
       inputs), "dots" (matmul outputs), "dots_no_batch" (matmuls without batch dimensions).
     norm_eps: RMSNorm epsilon.
     init_std: standard deviation of the normal initialisers.
+    qk_norm_scope: "head": each head normalised over head_dim with one head_dim scale
+      shared by all heads (Qwen3); "projection": the whole query (key) projection,
+      num_heads * head_dim (num_kv_heads * head_dim) values, normalised at once with a
+      scale per value (OLMo-2).
+    norm_placement: "pre": x + f(norm(x)) (Llama, Qwen3); "post": x + norm(f(x)), no norm
+      on the block input, the attention and MLP outputs normalised before the residual
+      add (OLMo-2).
+    rope_type: "default" (frequencies theta^(-2i/head_dim)) or "llama3" (Llama 3.1's
+      scaling of the low frequencies, by the four rope_* fields below).
+    rope_factor: llama3: the low frequencies are divided by this.
+    rope_low_freq_factor, rope_high_freq_factor: llama3: wavelengths above
+      rope_original_max_len / low are scaled, below rope_original_max_len / high kept,
+      smoothly interpolated in between.
+    rope_original_max_len: llama3: the context length the base model was trained at.
   """
 
   vocab_size: int
@@ -52,6 +74,13 @@ class TransformerConfig:
   remat_policy: str = "none"
   norm_eps: float = 1e-6
   init_std: float = 0.02
+  qk_norm_scope: str = "head"
+  norm_placement: str = "pre"
+  rope_type: str = "default"
+  rope_factor: float = 1.0
+  rope_low_freq_factor: float = 1.0
+  rope_high_freq_factor: float = 4.0
+  rope_original_max_len: int = 8192
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:
@@ -61,6 +90,18 @@ class TransformerConfig:
       raise SettingError(f"head_dim={self.head_dim} must be even for rotary embeddings")
     if self.remat_policy not in REMAT_POLICIES:
       raise SettingError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+    for name, allowed in (("qk_norm_scope", QK_NORM_SCOPES),
+                          ("norm_placement", NORM_PLACEMENTS), ("rope_type", ROPE_TYPES)):
+      if getattr(self, name) not in allowed:
+        raise SettingError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
+    if self.rope_type == "llama3" and not (
+        self.rope_factor > 0 and self.rope_high_freq_factor > self.rope_low_freq_factor > 0
+        and self.rope_original_max_len > 0):
+      raise SettingError(
+          f"rope_type='llama3' needs rope_factor > 0, rope_high_freq_factor > "
+          f"rope_low_freq_factor > 0 and rope_original_max_len > 0; got {self.rope_factor}, "
+          f"{self.rope_high_freq_factor}, {self.rope_low_freq_factor}, "
+          f"{self.rope_original_max_len}")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in ("float32", "bfloat16"):
         raise SettingError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")
@@ -76,8 +117,11 @@ class TransformerConfig:
   def num_params(self, include_embeddings: bool = True) -> int:
     """Parameter count, computed from the shapes (matches the initialised tree)."""
     d, h, kv, hd = self.d_model, self.num_heads, self.num_kv_heads, self.head_dim
-    attn = d * h * hd * 2 + d * kv * hd * 2 + (2 * hd if self.qk_norm else 0)
-    block = attn + 3 * d * self.mlp_dim + 2 * d
+    qk_norm = 0
+    if self.qk_norm:
+      qk_norm = 2 * hd if self.qk_norm_scope == "head" else (h + kv) * hd
+    attn = d * h * hd * 2 + d * kv * hd * 2 + qk_norm
+    block = attn + 3 * d * self.mlp_dim + 2 * d  # Two norms a block, pre or post.
     embed = self.vocab_size * d * (1 if self.tie_embeddings else 2)
     total = self.num_layers * block + d  # + final norm
     return total + (embed if include_embeddings else 0)

@@ -29,37 +29,75 @@ def constrain(x, axes: tuple[str, ...]):
 
 
 class RMSNorm(nn.Module):
-  """Root-mean-square norm over the last axis, computed in float32."""
+  """Root-mean-square norm over the last axis, computed in float32.
+
+  With a tuple of axis names, over that many trailing axes at once, with a scale of
+  their shape: OLMo-2's QK-norm over a whole projection is axis_name=("heads", "kv") on
+  [batch, length, heads, head_dim] (the mean over all heads * head_dim values).
+  """
 
   eps: float
   dtype: jnp.dtype
   param_dtype: jnp.dtype
-  axis_name: str = "embed"
+  axis_name: str | tuple[str, ...] = "embed"
 
   @nn.compact
   def __call__(self, x):
+    names = (self.axis_name,) if isinstance(self.axis_name, str) else tuple(self.axis_name)
+    axes = -1 if len(names) == 1 else tuple(range(-len(names), 0))
     scale = self.param(
-        "scale", nn.with_logical_partitioning(nn.initializers.ones, (self.axis_name,)),
-        (x.shape[-1],), self.param_dtype)
+        "scale", nn.with_logical_partitioning(nn.initializers.ones, names),
+        x.shape[x.ndim - len(names):], self.param_dtype)
     x32 = x.astype(jnp.float32)
-    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=axes, keepdims=True) + self.eps)
     return (y * scale.astype(jnp.float32)).astype(self.dtype)
 
 
-def apply_rotary(x, positions, theta: float):
+def llama3_frequencies(inv_freq, factor: float, low_freq_factor: float,
+                       high_freq_factor: float, original_max_len: int):
+  """Llama 3.1's rescaled rotary frequencies (transformers' `_compute_llama3_parameters`).
+
+  Wavelengths 2 pi / f longer than original_max_len / low_freq_factor are stretched by
+  `factor`, those shorter than original_max_len / high_freq_factor kept, and the ones in
+  between interpolated: smooth = (original_max_len / wavelength - low) / (high - low),
+  f' = (1 - smooth) f / factor + smooth f.
+  """
+  wavelen = 2 * math.pi / inv_freq
+  low_wavelen = original_max_len / low_freq_factor
+  high_wavelen = original_max_len / high_freq_factor
+  scaled = jnp.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+  smooth = (original_max_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+  smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+  medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+  return jnp.where(medium, smoothed, scaled)
+
+
+def rotary_frequencies(config: TransformerConfig):
+  """The [head_dim / 2] float32 rotary frequencies `config` asks for (see apply_rotary)."""
+  half = config.head_dim // 2
+  inv_freq = config.rope_theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  if config.rope_type == "llama3":
+    inv_freq = llama3_frequencies(inv_freq, config.rope_factor, config.rope_low_freq_factor,
+                                  config.rope_high_freq_factor, config.rope_original_max_len)
+  return inv_freq
+
+
+def apply_rotary(x, positions, theta: float, inv_freq=None):
   """Rotary position embedding, in the rotate-half layout of Llama/OLMo checkpoints.
 
   Args:
     x: [batch, length, heads, head_dim].
     positions: [batch, length] integer positions (per segment when packed).
     theta: frequency base.
+    inv_freq: [head_dim / 2] frequencies to use instead of theta's (rotary_frequencies).
 
   Returns:
     x rotated pairwise: dims i and i + head_dim/2 form one 2-D rotation by
-    positions * theta^(-i / (head_dim/2)).
+    positions * theta^(-i / (head_dim/2)) (or positions * inv_freq[i]).
   """
   half = x.shape[-1] // 2
-  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  if inv_freq is None:
+    inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
   angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [b, l, half]
   sin = jnp.sin(angles)[:, :, None, :]
   cos = jnp.cos(angles)[:, :, None, :]
@@ -242,11 +280,18 @@ class Attention(nn.Module):
               kernel_init=logical_init(cfg.init_std, ("embed", "kv_heads", "kv")))(x)
     v = dense((cfg.num_kv_heads, cfg.head_dim), name="value",
               kernel_init=logical_init(cfg.init_std, ("embed", "kv_heads", "kv")))(x)
-    if cfg.qk_norm:  # Per head, over head_dim.
-      norm = functools.partial(RMSNorm, cfg.norm_eps, cfg.compute_dtype, cfg.weight_dtype, "kv")
-      q, k = norm(name="query_norm")(q), norm(name="key_norm")(k)
-    q = constrain(apply_rotary(q, positions, cfg.rope_theta), ("batch", "length", "heads", "kv"))
-    k = constrain(apply_rotary(k, positions, cfg.rope_theta), ("batch", "length", "kv_heads", "kv"))
+    if cfg.qk_norm:
+      norm = functools.partial(RMSNorm, cfg.norm_eps, cfg.compute_dtype, cfg.weight_dtype)
+      if cfg.qk_norm_scope == "head":  # Per head, over head_dim (Qwen3).
+        q, k = norm("kv", name="query_norm")(q), norm("kv", name="key_norm")(k)
+      else:  # Over the whole projection (OLMo-2).
+        q = norm(("heads", "kv"), name="query_norm")(q)
+        k = norm(("kv_heads", "kv"), name="key_norm")(k)
+    inv_freq = rotary_frequencies(cfg)
+    q = constrain(apply_rotary(q, positions, cfg.rope_theta, inv_freq),
+                  ("batch", "length", "heads", "kv"))
+    k = constrain(apply_rotary(k, positions, cfg.rope_theta, inv_freq),
+                  ("batch", "length", "kv_heads", "kv"))
     v = constrain(v, ("batch", "length", "kv_heads", "kv"))
 
     length = x.shape[1]

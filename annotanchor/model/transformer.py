@@ -16,7 +16,8 @@ _REMAT_POLICIES = {
 
 
 class DecoderBlock(nn.Module):
-  """Pre-norm block: x + attn(norm(x)), then h + mlp(norm(h)).
+  """Pre-norm block: x + attn(norm(x)), then h + mlp(norm(h)); with
+  norm_placement='post' (OLMo-2): x + norm(attn(x)), then h + norm(mlp(h)).
 
   Returns (output, None) so the same module can be the body of `nn.scan`.
   """
@@ -28,10 +29,15 @@ class DecoderBlock(nn.Module):
   def __call__(self, x, positions, segment_ids):
     cfg = self.config
     norm = lambda name: RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weight_dtype, name=name)
-    h = x + Attention(cfg, self.decode, name="attention")(
-        norm("pre_attention_norm")(x), positions, segment_ids)
-    h = constrain(h, ("batch", "length", "embed"))
-    out = h + MLP(cfg, name="mlp")(norm("pre_mlp_norm")(h))
+    attention, mlp = Attention(cfg, self.decode, name="attention"), MLP(cfg, name="mlp")
+    if cfg.norm_placement == "pre":
+      h = x + attention(norm("pre_attention_norm")(x), positions, segment_ids)
+      h = constrain(h, ("batch", "length", "embed"))
+      out = h + mlp(norm("pre_mlp_norm")(h))
+    else:
+      h = x + norm("post_attention_norm")(attention(x, positions, segment_ids))
+      h = constrain(h, ("batch", "length", "embed"))
+      out = h + norm("post_mlp_norm")(mlp(h))
     return constrain(out, ("batch", "length", "embed")), None
 
 
