@@ -22,6 +22,9 @@ ALLOWED = {
     "annotation": {"data", "evaluation"},
     "serving": {"data", "decoding"},
     "tpu": {"model", "training", "decoding"},
+    # Checkpoint conversion (Hugging Face <-> MODEL_DIR) sits with the checkpoints: it
+    # builds the network's parameter tree and writes training's checkpoints and metadata.
+    "interchange": {"data", "model", "training"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Hugging Face interchange: config.json and safetensors checkpoints in and out."""
