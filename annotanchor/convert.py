@@ -22,13 +22,16 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.errors import require
+# At import: they register gin configurables (PromptTemplate, ...), which must exist
+# before gin's config is locked.
+from annotanchor.interchange import export_hf as export_lib, import_hf as import_lib
+from annotanchor.training import partitioning
 
 CONVERT_GIN = "gin/runs/convert.gin"
 DIRECTIONS = ("import-hf", "export-hf")
 
 
 def _mesh(mesh: Mapping[str, int] | None):
-  from annotanchor.training import partitioning
   return partitioning.make_mesh(mesh or {"data": -1})
 
 
@@ -53,7 +56,6 @@ def import_hf(*, hf_dir: str | None = None, model_dir: str | None = None,
   require(isinstance(hf_dir, str) and bool(hf_dir), "HF_DIR", hf_dir, "a Hugging Face model directory")
   require(isinstance(model_dir, str) and bool(model_dir), "MODEL_DIR", model_dir,
           "the run directory to import into")
-  from annotanchor.interchange import import_hf as import_lib
   return import_lib.import_checkpoint(hf_dir, model_dir, mesh=_mesh(mesh), max_len=max_len,
                                       dtype=dtype, param_dtype=param_dtype,
                                       scan_layers=scan_layers, log=_progress)
@@ -75,7 +77,6 @@ def export_hf(*, checkpoint_path: str | None = None, hf_dir: str | None = None,
   require(isinstance(checkpoint_path, str) and bool(checkpoint_path), "CHECKPOINT_PATH",
           checkpoint_path, "a MODEL_DIR, checkpoints/ directory or step directory")
   require(isinstance(hf_dir, str) and bool(hf_dir), "HF_DIR", hf_dir, "the directory to create")
-  from annotanchor.interchange import export_hf as export_lib
   return export_lib.export_checkpoint(checkpoint_path, hf_dir, mesh=_mesh(mesh), dtype=dtype,
                                       hf_source=hf_source, log=_progress)
 

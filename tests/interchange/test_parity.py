@@ -1,10 +1,10 @@
 """Imported models compute what transformers computes (torch, CPU, float32), and the
 conversion round trip is exact."""
+import dataclasses
 import os
 
 import jax
 import numpy as np
-import pytest
 
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig
@@ -113,6 +113,19 @@ def test_import_places_each_tensor_on_its_sharding(imported, tmp_path):
   jax.tree.map(lambda a, s: assert_same_sharding(a, s.sharding), params, abstract)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(params),
                jax.device_get(imported.params))
+
+
+def test_scanned_import_stacks_the_blocks(imported):
+  scanned = dataclasses.replace(imported.config, scan_layers=True)
+  mesh = partitioning.make_mesh({"data": -1})
+  abstract = import_hf.abstract_params(scanned, mesh)
+  params = import_hf.load_params(import_hf.plan(imported.hf_dir, scanned, imported.family),
+                                 abstract, scan_layers=True, log=lambda line: None)
+  assert params["layers"]["mlp"]["wo"]["kernel"].shape[0] == scanned.num_layers
+  tokens = np.random.RandomState(5).randint(0, VOCAB, (2, 16))
+  np.testing.assert_array_equal(
+      np.asarray(Decoder(scanned).apply({"params": params}, tokens)),
+      np.asarray(Decoder(imported.config).apply({"params": imported.params}, tokens)))
 
 
 def assert_same_sharding(array, sharding):
