@@ -5,8 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 VOCAB = 96
 _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -16,12 +14,12 @@ _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidd
 # every band of the scaling); Qwen3 with tied embeddings and head_dim != d_model / heads;
 # OLMo-2 with its post-output norms and projection-wide QK-norm.
 FAMILIES = {
-    "llama": lambda: transformers.LlamaConfig(**_COMMON, rope_parameters={
+    "llama": lambda transformers: transformers.LlamaConfig(**_COMMON, rope_parameters={
         "rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
         "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
-    "qwen3": lambda: transformers.Qwen3Config(**_COMMON, head_dim=24, tie_word_embeddings=True,
+    "qwen3": lambda transformers: transformers.Qwen3Config(**_COMMON, head_dim=24, tie_word_embeddings=True,
                                               rms_norm_eps=1e-5),
-    "olmo2": lambda: transformers.Olmo2Config(**_COMMON),
+    "olmo2": lambda transformers: transformers.Olmo2Config(**_COMMON),
 }
 
 
@@ -35,14 +33,18 @@ class Imported:
   params: object  # restored from MODEL_DIR
 
   def hf_logits(self, tokens: np.ndarray, model=None) -> np.ndarray:
+    import torch
     with torch.no_grad():
       return (model or self.hf_model)(torch.tensor(tokens)).logits.numpy()
 
 
 def build_hf(family: str, directory: str, seed: int = 0):
+  """transformers' random `family` model (torch, float32, eager attention), saved."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
   torch.manual_seed(seed)
   model = transformers.AutoModelForCausalLM.from_config(
-      FAMILIES[family](), attn_implementation="eager").eval()
+      FAMILIES[family](transformers), attn_implementation="eager").eval()
   model.save_pretrained(directory)
   return model
 

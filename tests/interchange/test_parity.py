@@ -5,13 +5,17 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig
 from annotanchor.interchange import export_hf, import_hf, safetensors_io
 from annotanchor.model.transformer import Decoder
 from annotanchor.training import partitioning
-from tests.interchange.conftest import VOCAB, restore, transformers
+from tests.interchange.conftest import VOCAB, restore
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("torch")
 
 TOLERANCE = 1e-4
 GREEDY_TOKENS = 32
