@@ -194,9 +194,13 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
   primary = jax.process_index() == 0
   try:
     step_dir = os.path.join(stage, "checkpoints", str(IMPORT_STEP))
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(os.path.join(step_dir, "params"), params)
-      checkpointer.wait_until_finished()
+    # Orbax copies arrays to host memory to write them; left to itself it copies all at
+    # once (on a CPU host a second copy of the model), so the copies in flight are capped
+    # at the largest array: the memory goal of the import holds through the save.
+    largest = max(x.nbytes for x in jax.tree.leaves(params))
+    handler = ocp.PyTreeCheckpointHandler(save_device_host_concurrent_gb=largest / 1e9)
+    with ocp.Checkpointer(handler) as checkpointer:
+      checkpointer.save(os.path.join(step_dir, "params"), args=ocp.args.PyTreeSave(params))
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
       checkpointer.save(os.path.join(step_dir, "meta"), args=ocp.args.JsonSave(meta))
     if primary:

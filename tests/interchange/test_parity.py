@@ -134,3 +134,20 @@ def test_scanned_import_stacks_the_blocks(imported):
 
 def assert_same_sharding(array, sharding):
   assert array.sharding.is_equivalent_to(sharding, array.ndim), (array.sharding, sharding)
+
+
+def test_model_gin_binds_the_imported_config(imported):
+  """MODEL_DIR/model.gin is what `train --gin_file=` needs to fine-tune from the import."""
+  import gin
+
+  from annotanchor import train
+  from annotanchor.training import metadata
+
+  gin.clear_config()
+  try:
+    gin.parse_config_file(os.path.join(imported.model_dir, "model.gin"))
+    assert train.configured_arguments()["model_config"] == imported.config
+  finally:
+    gin.clear_config()
+  saved, _ = metadata.read_metadata(imported.model_dir)
+  assert saved.model == imported.config
