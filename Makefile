@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/train_throughput.py
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/decode_throughput.py
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/python benchmarks/annotate_throughput.py
+	$(TEST_ENV) $(BIN)/python benchmarks/import_hf.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
