@@ -194,11 +194,13 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
   primary = jax.process_index() == 0
   try:
     step_dir = os.path.join(stage, "checkpoints", str(IMPORT_STEP))
-    # Orbax copies arrays to host memory to write them; the copies in flight are capped at
-    # the largest array. (Measured, benchmarks/README.md: the save still peaks at several
-    # times the largest tensor above the model, the streaming before it at 0.24x.)
+    # Host memory while saving (benchmarks/README.md): Orbax's device-to-host copies in
+    # flight are capped at the largest array, and the arrays are written one TensorStore
+    # directory each rather than into OCDBT, whose writer buffered ~2x the largest tensor
+    # more. Every restore path reads both layouts.
     largest = max(x.nbytes for x in jax.tree.leaves(params))
-    handler = ocp.PyTreeCheckpointHandler(save_device_host_concurrent_gb=largest / 1e9)
+    handler = ocp.PyTreeCheckpointHandler(save_device_host_concurrent_gb=largest / 1e9,
+                                          use_ocdbt=False)
     with ocp.Checkpointer(handler) as checkpointer:
       checkpointer.save(os.path.join(step_dir, "params"), args=ocp.args.PyTreeSave(params))
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
