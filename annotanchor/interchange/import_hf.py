@@ -196,7 +196,7 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
     step_dir = os.path.join(stage, "checkpoints", str(IMPORT_STEP))
     # Host memory while saving (benchmarks/README.md): Orbax's device-to-host copies in
     # flight are capped at the largest array, and the arrays are written one TensorStore
-    # directory each rather than into OCDBT, whose writer buffered ~2x the largest tensor
+    # directory each rather than into OCDBT, whose writer buffered ~2.3x the largest tensor
     # more. Every restore path reads both layouts.
     largest = max(x.nbytes for x in jax.tree.leaves(params))
     handler = ocp.PyTreeCheckpointHandler(save_device_host_concurrent_gb=largest / 1e9,
