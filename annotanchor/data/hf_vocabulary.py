@@ -123,7 +123,7 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
     self._path, self.markers = path, markers
     self._files = [tokenizer_file] + [p for p in (os.path.join(directory, n) for n in CONFIG_FILES)
                                       if tf.io.gfile.exists(p)]
-    contents = {os.path.basename(p): _read(p) for p in self._files}
+    contents = {name: _read(p) for name, p in zip(self.file_names(), self._files)}
     try:
       spec = json.loads(contents[TOKENIZER_FILE])
       self._tokenizer = tokenizers.Tokenizer.from_str(json.dumps(_piecewise_exact(spec)))
@@ -195,8 +195,13 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
             "eos_token": self.tokens["eos"]}
 
   def files(self) -> list[str]:
-    """The tokenizer files to copy alongside a checkpoint (tokenizer.json first)."""
+    """The tokenizer files to copy alongside a checkpoint (the tokenizer.json first)."""
     return list(self._files)
+
+  def file_names(self) -> list[str]:
+    """The names of `files()` in a tokenizer directory: "tokenizer.json" first, whatever
+    the given file was called."""
+    return [TOKENIZER_FILE] + [os.path.basename(p) for p in self._files[1:]]
 
   @property
   def path(self) -> str:
