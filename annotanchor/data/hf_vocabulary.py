@@ -150,6 +150,7 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
                    self._size(), own, self._size())
     else:
       self.marker_strings = ()
+    self._vocab_size = self._size()  # Fixed from here on; get_vocab() builds a dict.
     eos = eos_token or configured.get("eos_token")
     if not eos:
       raise SettingError(f"Hugging Face tokenizer {path!r} names no eos_token (in "
@@ -203,6 +204,29 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
     the given file was called."""
     return [TOKENIZER_FILE] + [os.path.basename(p) for p in self._files[1:]]
 
+  def export(self, directory: str) -> list[str]:
+    """Writes the tokenizer files for a Hugging Face model directory; returns their paths.
+
+    In "plain" mode these are copies of `files()`. In "special" mode tokenizer.json also
+    holds the markers as added special tokens under the same ids, so that `transformers`
+    reads the ids this vocabulary wrote. The tokenizer's own behaviour (a prefix space
+    included) is kept: annotanchor's piecewise adjustments are not written.
+    """
+    tf.io.gfile.makedirs(directory)
+    written = []
+    for path, name in zip(self._files, self.file_names()):
+      target = os.path.join(directory, name)
+      if name == TOKENIZER_FILE and self.marker_strings:
+        original = tokenizers.Tokenizer.from_str(_read(path).decode("utf-8"))
+        original.add_special_tokens([tokenizers.AddedToken(m, special=True, normalized=False)
+                                     for m in self.marker_strings])
+        with tf.io.gfile.GFile(target, "w") as f:
+          f.write(original.to_str())
+      else:
+        tf.io.gfile.copy(path, target, overwrite=True)
+      written.append(target)
+    return written
+
   @property
   def path(self) -> str:
     return self._path
@@ -244,13 +268,13 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
 
   @property
   def _base_vocab_size(self) -> int:
-    return self._size()
+    return self._vocab_size
 
   def _encode(self, s: str) -> list[int]:
     return self._tokenizer.encode(s, add_special_tokens=False).ids
 
   def _decode(self, ids) -> str:
-    size, structural = self._size(), {self.pad_id, self.bos_id, self.eos_id}
+    size, structural = self._vocab_size, {self.pad_id, self.bos_id, self.eos_id}
     kept = [int(i) for i in ids if 0 <= int(i) < size and int(i) not in structural]
     return self._tokenizer.decode(kept, skip_special_tokens=False)
 

@@ -158,3 +158,15 @@ def test_bad_settings_are_one_line_errors(tmp_path, tokenizer_dir):
   (tmp_path / "bad" / "tokenizer.json").write_text("{not json")
   with pytest.raises(SettingError, match="cannot be read"):
     HuggingFaceVocabulary(str(tmp_path / "bad"))
+
+
+def test_export_gives_transformers_the_same_ids(tokenizer_dir, vocab, tmp_path):
+  written = vocab.export(str(tmp_path / "export"))
+  assert [os.path.basename(p) for p in written] == vocab.file_names()
+  reference = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "export"))
+  for text in TEXTS:
+    assert reference.encode(text, add_special_tokens=False) == vocab.encode(text), text
+  assert reference.eos_token_id == vocab.eos_id
+  if vocab.markers == "special":
+    assert [reference.convert_tokens_to_ids(m) for m in MARKERS] == [
+        vocab.encode(m)[0] for m in MARKERS]
