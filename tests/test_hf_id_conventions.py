@@ -2,6 +2,7 @@
 or taken for padding: through the feature converter (packed and unpacked), the loss
 weights, and the sampler/generate path. Pad, BOS and EOS are the vocabulary's own ids."""
 import functools
+import itertools
 import json
 import types
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import seqio
 
-from annotanchor.data import ids, pipeline, registration
+from annotanchor.data import annotations, ids, pipeline, registration, reporting
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.decoding.generate import DecodeSettings, Generator
@@ -107,6 +108,27 @@ def test_loss_counts_every_weighted_token_whatever_its_id(corpus, pack):
   np.testing.assert_allclose(terms["cross_entropy_sum"], np.sum(expected * weights), rtol=1e-5)
   assert terms["weight_sum"] == sum(np.sum(w) for _, w in _examples(task))
   assert np.sum(weights[targets == 0]) > 0 and np.sum(weights[targets == 1]) > 0
+
+
+def test_token_accounting_counts_the_tokenizers_tokens(corpus):
+  prefix, vocab = corpus
+  task = f"{prefix}_pretrain"
+  report = reporting.token_report(task, split="train")
+  examples = _examples(task)
+  assert report["tokens"] == sum(len(t) for t, _ in examples)
+  # Annotation tokens counted in Python: each annotation's pieces tokenized one by one.
+  fmt = annotations.AnnotationFormat()
+  expected = sum(len(vocab.encode(piece)) for d in DOCS for a in d["annotations"]
+                 for piece, _ in annotations.annotation_pieces(
+                     annotations.parse_annotation(a, fmt), fmt))
+  assert report["annotation_tokens"] == expected > 0
+  assert reporting.token_report(f"{prefix}_pretrain_plain", split="train")[
+      "annotation_tokens"] == 0
+  # Every pretraining example ends with one weighted EOS (padding, EOS too in one variant,
+  # has weight 0): the count is the number of packed segments.
+  rows = itertools.islice(pipeline.get_dataset(task, {"targets": LENGTH}, 1), 3)
+  segments = sum(int(r["decoder_segment_ids"].max()) for r in rows)
+  assert reporting.examples_trained_on(task, {"targets": LENGTH}, 1, 3) == segments >= 3
 
 
 class BigramSampler:

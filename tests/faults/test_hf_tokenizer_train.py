@@ -9,7 +9,7 @@ import pytest
 
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.evaluation.samples import read_samples
-from tests import hf_tokenizer
+from tests import hf_tokenizer, random_checkpoint
 from tests.faults.conftest import assert_one_line_error, run
 
 DOC = {"text": "the cat sat on the mat.\n\nthe dog ran to the harbour, héllo 🙂",
@@ -84,3 +84,15 @@ def test_a_tokenizer_larger_than_the_embedding_is_one_line(setup, tmp_path):
   done = _train(tmp_path / "run", corpus_gin, size - 3)
   assert_one_line_error(done, "train", f"vocab_size={size - 3}", f"{size} ids")
   assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_serving_a_checkpoint_with_a_larger_tokenizer_is_one_line(setup, tmp_path):
+  root, _, _ = setup
+  checkpoint = random_checkpoint.save(str(tmp_path / "model"), random_checkpoint.TINY_BYTES)
+  size = HuggingFaceVocabulary(str(root / "tok")).vocab_size
+  assert size > random_checkpoint.TINY_BYTES.vocab_size
+  done = run(["serve", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/serve.gin",
+              f"--gin.CHECKPOINT_PATH='{checkpoint}'", f"--gin.VOCABULARY_PATH='{root / 'tok'}'",
+              "--gin.VOCAB_SIZE=264", "--gin.config.TransformerConfig.max_len=128",
+              "--gin.PORT=0", "--gin.MODE='direct'"])
+  assert_one_line_error(done, "serve", f"has {size} ids", "vocab_size=264")
