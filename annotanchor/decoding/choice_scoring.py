@@ -13,8 +13,9 @@ The score is the summed log-probability of those tokens:
   score    log p(▁star | BOS ▁an ▁owl ▁who ▁knew ▁every)
 
 Rows are sorted by length and cut into calls of `rows_per_call` rows, each padded to a
-multiple of `length_bucket` tokens (few compiled shapes); right padding changes nothing
-before it under causal attention. Rows are split over the mesh's batch axes and the
+multiple of `length_bucket` tokens (few compiled shapes); right padding (id 0, which may
+be a real token of a Hugging Face vocabulary: it is known by its weight 0 and position)
+changes nothing before it under causal attention. Rows are split over the mesh's batch axes and the
 parameters keep their logical shardings, as in the sampler.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import seqio
 from jax.sharding import Mesh
 
-from annotanchor.data.ids import BOS_ID
+from annotanchor.data.ids import decoder_start_id
 from annotanchor.errors import UserError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.transformer import Decoder
@@ -51,12 +52,13 @@ class ContinuationScore:
 
 def continuation_tokens(vocabulary: seqio.Vocabulary, context: str,
                         continuation: str) -> tuple[list[int], int]:
-  """([BOS] + encode(context + continuation), the index where the continuation starts).
+  """([start] + encode(context + continuation), the continuation's first index); start:
+  the id shifted in before every sequence in training (`ids.decoder_start_id`).
 
   Raises:
     UserError: the continuation adds no tokens to the context's encoding.
   """
-  whole = [BOS_ID] + list(vocabulary.encode(context + continuation))
+  whole = [decoder_start_id(vocabulary)] + list(vocabulary.encode(context + continuation))
   start = 1 + len(vocabulary.encode(context))
   if start >= len(whole):
     raise UserError(f"the continuation {continuation!r} of context {context[-40:]!r} encodes "

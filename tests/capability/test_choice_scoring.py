@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import seqio
 
-from annotanchor.data.ids import BOS_ID
+from annotanchor.data.ids import BOS_ID, decoder_start_id
 from annotanchor.decoding.choice_scoring import ContinuationScorer, continuation_tokens
 from annotanchor.errors import UserError
 from annotanchor.model.transformer import Decoder
@@ -38,7 +38,7 @@ def expected(params):
 
 def direct(params, context, continuation):
   """Sum of log p(token) over the continuation, one unpadded row, float64 softmax."""
-  tokens = [BOS_ID] + VOCAB.encode(context + continuation)
+  tokens = [decoder_start_id(VOCAB)] + VOCAB.encode(context + continuation)
   start = 1 + len(VOCAB.encode(context))
   logits = np.asarray(FORWARD(params, jnp.asarray([tokens[:-1]])), np.float64)[0]
   logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
@@ -75,3 +75,12 @@ def test_the_continuation_is_split_as_in_the_joined_text():
   assert tokens == [BOS_ID] + VOCAB.encode("ab c") and start == 3
   with pytest.raises(UserError, match="encodes to no tokens"):
     continuation_tokens(VOCAB, "ab", "")
+
+
+def test_rows_follow_a_hugging_face_vocabularys_start_id(tmp_path):
+  from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
+  from tests.hf_tokenizer import WORD_0, build
+  vocab = HuggingFaceVocabulary(build(str(tmp_path / "tok")))
+  tokens, start = continuation_tokens(vocab, "on the mat", WORD_0)
+  assert tokens[0] == decoder_start_id(vocab) == vocab.bos_id != BOS_ID
+  assert tokens[start:] == [0]  # " the" is id 0: a real token, scored like any other.
