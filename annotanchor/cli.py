@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "annotate": "annotanchor.annotate",
     "serve": "annotanchor.serve",
     "compile": "annotanchor.compile",
+    "capability": "annotanchor.capability",
     "convert": "annotanchor.convert",
 }
 

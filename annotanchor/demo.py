@@ -8,8 +8,14 @@ rerun by hand):
   1. build the corpus and vocabulary (`demo.build_command`, cached);
   2. the training runs of `demo.runs` in order: pretraining, then fine-tuning from them;
   3. `annotanchor infer` for every arm of `demo.arms` (N samples per held-out prompt);
-  4. `annotanchor evaluate` over all arms: report.json, report.md and plots in
-     OUTPUT_DIR/report (`demo.report_name`), and the table printed.
+  3b. with `demo.frontier_temperatures`, the sft and anchored arms again at each of those
+     temperatures (arms `sft_t0.6`, `anchored_t0.6`, ...: the anchored ones draw the
+     annotation at that temperature too), the curves of the report's frontier;
+  4. with `demo.capability_tasks`, `annotanchor capability` for every run an arm samples
+     (multiple-choice accuracy; OUTPUT_DIR/capability/<run>);
+  5. `annotanchor evaluate` over all arms: report.json, report.md and plots in
+     OUTPUT_DIR/report (`demo.report_name`), with each arm's capability, and the table
+     printed.
 
 Before step 1 (and in dry_run), every step's gin configuration is parsed and finalized as
 its command will parse it, all in one process (annotanchor.gin_check): a bad binding in an
@@ -156,6 +162,35 @@ def _records(kind, specs: Sequence[Mapping[str, Any]], what: str,
   return out
 
 
+def frontier_arms(arms: Sequence[Arm], curve_arms: Sequence[str],
+                  temperatures: Sequence[float]) -> tuple[list[Arm], dict[str, list[str]]]:
+  """The arms that sample `curve_arms` again at each temperature, and the curves.
+
+  An arm samples at temperature 1 (infer's default) unless its bindings say otherwise;
+  grid points at 1.0 are the arm itself. An anchored arm draws the annotation at the grid
+  temperature too, so both arms of a grid point are sampled alike.
+
+  Raises:
+    DemoError: a temperature that is not a positive number.
+  """
+  for t in temperatures:
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+      raise DemoError(f"demo.frontier_temperatures holds {t!r}: expected positive numbers")
+  by_name = {a.name: a for a in arms}
+  new, curves = [], {}
+  for name in curve_arms:
+    arm = by_name[name]
+    curves[name] = [name]
+    for t in temperatures:
+      if t == 1.0:
+        continue
+      extra = (f"TEMPERATURE={t}",) + ((f"ANNOTATION_TEMPERATURE={t}",)
+                                        if arm.mode == "anchored" else ())
+      new.append(Arm(f"{name}_t{t:g}", arm.run, arm.mode, arm.bindings + extra))
+      curves[name].append(new[-1].name)
+  return new, curves
+
+
 def _quote(arg: str) -> str:
   """Shell quoting in the house style: `--gin.X="'value'"` (gin strings in double quotes)."""
   flag, eq, value = arg.partition("=")
@@ -216,7 +251,9 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
          max_new_tokens: int, eval_gins: Sequence[str], bindings: Sequence[str],
          finetune_bindings: Sequence[str] = (), build_command: Sequence[str] | None,
          base_arm: str, sft_arm: str, anchored_arm: str,
-         report_name: str = "report") -> list[Step]:
+         report_name: str = "report",
+         capability_tasks: Mapping[str, str] | None = None,
+         frontiers: Mapping[str, Sequence[str]] | None = None) -> list[Step]:
   """The demo's steps in order (see the module docstring)."""
   by_name = {r.name: r for r in runs}
   for run in runs:
@@ -265,6 +302,20 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
     steps.append(Step(f"sample {arm.name} ({arm.mode}, from {arm.run})", directory,
                       tuple(argv), corpus + (run_dirs[arm.run],)))
     sample_files[arm.name] = os.path.join(directory, "samples.jsonl")
+  # Capability belongs to a checkpoint: arms that sample the same run share its result.
+  capability_dirs = {}
+  scored_runs = list(dict.fromkeys(a.run for a in arms)) if capability_tasks else []
+  for run_name in scored_runs:
+    capability_dirs[run_name] = os.path.join(output_dir, "capability", run_name)
+    argv = ["annotanchor", "capability", f"--gin_file={model_gin}",
+            "--gin_file=gin/runs/capability.gin", *shared,
+            f"--gin.CHECKPOINT_PATH={run_dirs[run_name]!r}",
+            f"--gin.OUTPUT_DIR={capability_dirs[run_name]!r}",
+            f"--gin.TASK_FILES={dict(capability_tasks)!r}", f"--gin.ARM={run_name!r}"]
+    steps.append(Step(f"score the capability of {run_name}", capability_dirs[run_name],
+                      tuple(argv), corpus + (run_dirs[run_name],)))
+  capability_files = {a.name: os.path.join(capability_dirs[a.run], "capability.json")
+                      for a in arms if a.run in capability_dirs}
   report_dir = os.path.join(output_dir, report_name)
   argv = ["annotanchor", "evaluate", "--gin_file=gin/runs/evaluate.gin",
           *[f"--gin_file={f}" for f in eval_gins],
@@ -273,8 +324,13 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
           f"--gin.evaluate.base_arm={base_arm!r}",
           f"--gin.evaluate.sft_arm={sft_arm!r}",
           f"--gin.evaluate.anchored_arm={anchored_arm!r}"]
+  if capability_files:
+    argv.append(f"--gin.CAPABILITY_FILES={capability_files!r}")
+  if frontiers:
+    argv.append(f"--gin.evaluate.frontiers={dict(frontiers)!r}")
   steps.append(Step("evaluate every arm", report_dir, tuple(argv),
-                    tuple(os.path.dirname(f) for f in sample_files.values())))
+                    tuple(os.path.dirname(f) for f in sample_files.values())
+                    + tuple(capability_dirs.values())))
   return steps
 
 
@@ -318,7 +374,9 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
          bindings: Sequence[str] = (), finetune_bindings: Sequence[str] = (),
          build_command: Sequence[str] | None = None,
          base_arm: str = "base", sft_arm: str = "sft", anchored_arm: str = "anchored",
-         report_name: str = "report", dry_run: bool = False) -> str:
+         report_name: str = "report",
+         capability_tasks: Mapping[str, str] | None = None,
+         frontier_temperatures: Sequence[float] = (), dry_run: bool = False) -> str:
   """Runs (or with dry_run only prints) the demo's steps; returns the report directory.
 
   Args:
@@ -340,6 +398,10 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     base_arm, sft_arm, anchored_arm: the arms the comparisons are built on.
     report_name: the report's directory under output_dir (experiments that share an
       output_dir, and so its finished runs, each name their own).
+    capability_tasks: `annotanchor capability`'s TASK_FILES (task name -> JSONL or
+      "module:function"), scored for every run an arm samples; None: no capability.
+    frontier_temperatures: the temperature grid of the report's frontier: the sft and
+      anchored arms are sampled again at each (see `frontier_arms`); () : no frontier.
     dry_run: print the commands only (after checking them).
 
   Raises:
@@ -353,12 +415,24 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
   train_runs += _records(TrainRun, extra_runs, "extra_runs", [r.name for r in train_runs])
   sampled = _records(Arm, arms, "arms")
   sampled += _records(Arm, extra_arms, "extra_arms", [a.name for a in sampled])
+  frontiers = None
+  if frontier_temperatures:
+    missing = {sft_arm, anchored_arm} - {a.name for a in sampled}
+    if missing:
+      raise DemoError(f"demo.arms lacks {sorted(missing)}, the arms of the frontier")
+    grid, frontiers = frontier_arms(sampled, (sft_arm, anchored_arm), frontier_temperatures)
+    taken = {a.name for a in sampled} & {a.name for a in grid}
+    if taken:
+      raise DemoError(f"the frontier's arms {sorted(taken)} are already defined (in "
+                      "extra_arms?); drop them there or from demo.frontier_temperatures")
+    sampled += grid
   steps = plan(output_dir, model_gin, data_gins, train_runs, sampled,
                eval_prompts_task=eval_prompts_task,
                num_samples=num_samples, max_new_tokens=max_new_tokens, eval_gins=eval_gins,
                bindings=bindings, finetune_bindings=finetune_bindings,
                build_command=build_command, base_arm=base_arm,
-               sft_arm=sft_arm, anchored_arm=anchored_arm, report_name=report_name)
+               sft_arm=sft_arm, anchored_arm=anchored_arm, report_name=report_name,
+               capability_tasks=capability_tasks, frontiers=frontiers)
   env = dict(os.environ)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   start = time.perf_counter()

@@ -21,7 +21,8 @@ import numpy as np
 from annotanchor import gin_utils
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.errors import SettingError
-from annotanchor.evaluation import adherence, compare, diversity, plots, quality, report, wellformed
+from annotanchor.evaluation import (adherence, capability, compare, diversity, frontier, plots,
+                                    quality, report, wellformed)
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeQuality
@@ -120,6 +121,8 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
 @gin.configurable(module="annotanchor")
 def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRED,
              output_dir: str = gin.REQUIRED,
+             capability_files: Optional[Mapping[str, str]] = None,
+             frontiers: Optional[Mapping[str, Sequence[str]]] = None,
              labeller=None,
              quality_fn=None,
              prompt_constraints=None,
@@ -144,6 +147,12 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     sample_files: paths of JSONL sample files (arms read from the records), or a
       mapping arm -> path (see `samples.load_arms`).
     output_dir: where report.json, report.md and the PNG plots go.
+    capability_files: arm -> capability.json of `annotanchor capability` (the arm's
+      multiple-choice accuracy, reported next to its diversity); arms may be left out
+      (an ablation that samples the same checkpoint as another arm, say).
+    frontiers: curve name -> arms of one model sampled at several temperatures, e.g.
+      {"sft": ["sft_t0.6", "sft"], "anchored": ["anchored_t0.6", "anchored"]}: each
+      curve's diversity at the sft arm's quality (evaluation/frontier.py); needs quality_fn.
     labeller: the label source for semantic entropy: a Labeller, "annotation_tags"
       (the sampled annotation's tags), an import path "pkg.module:function", or None
       (no semantic entropy).
@@ -178,6 +187,14 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     raise SettingError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
                        f"{anchored_arm!r}")
   arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
+  # Read first: a bad capability file fails before any metric is computed.
+  capabilities = capability.capability_by_arm(capability_files or {}, arms.arms)
+  temperatures = {a: float(rows[0][0].decoding["temperature"]) for a, rows in arms.by_arm.items()}
+  if frontiers:
+    if quality_fn is None:
+      raise SettingError("evaluate.frontiers compares arms at matched quality: it needs "
+                         "evaluate.quality_fn")
+    frontier.check_curves(frontiers, arms.arms, temperatures)
   # Importing a user module may register gin configurables (the storyworld parser's
   # package does), which gin refuses once the config is locked.
   with gin.unlock_config():
@@ -219,6 +236,13 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       for a in order:
         out_arms[a]["quality"][n] = figs.estimate(a).to_dict()
 
+  curves = {}
+  if frontiers:
+    q_overall = {a: q_per_arm[a].get(quality.OVERALL, np.full(boot.num_prompts, np.nan))
+                 for a in order}
+    curves = {m: frontier.frontier(per_arm, q_overall, frontiers, temperatures, base_arm,
+                                   sft_arm, boot) for m, per_arm in metrics.items()}
+
   # Whether responses realize their sampled annotations (needs a response-side labeller).
   adherent = {}
   if attrs and not isinstance(labeller, AnnotationTagLabeller):
@@ -254,6 +278,8 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "comparisons": comparisons,
       "annotation_adherence": adherent,
       "malformed_annotations": malformed,
+      "capability": {a: capabilities[a] for a in order if a in capabilities},
+      "frontier": curves,
   }
   report.write_report(result, output_dir)
   if write_plots:

@@ -51,8 +51,8 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
     model_config: the network's shape; default the checkpoint's (see
       annotanchor/training/metadata.py: fields bound in gin are checked against it).
-    vocabulary_path: a SentencePiece model; default the checkpoint's (a given one must be
-      the checkpoint's).
+    vocabulary_path: a SentencePiece model or a Hugging Face tokenizer (directory or
+      tokenizer.json); default the checkpoint's (a given one must be the checkpoint's).
     vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
     model_name: the name in `/v1/models` and responses (requests naming another get 404).
     host, port: where to listen (port 0: a free one, printed).

@@ -32,7 +32,7 @@ def measure(name: str, seq_len: int, batch: int, seconds: float, warmup: int) ->
   while (elapsed := time.perf_counter() - start) < seconds:
     b = next(stream)
     batches += 1
-    tokens += int((b["decoder_target_tokens"] != 0).sum())
+    tokens += int((b["decoder_segment_ids"] > 0).sum())  # Padding by position, not id.
     loss_tokens += int((b["decoder_loss_weights"] > 0).sum())
     segments += int(b["decoder_segment_ids"].max(axis=1).sum())
   return {"task": name, "batches": batches, "seconds": round(elapsed, 3),

@@ -28,7 +28,7 @@ def tiny_flags(output_dir, cache_dir, bindings=()) -> list[str]:
               "BATCH_SIZE=8", *bindings]
   return [f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
           "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.ANCHORED_SFT_STEPS=2",
-          "--gin.NUM_SAMPLES=3",
+          "--gin.NUM_SAMPLES=3", "--gin.demo.demo.frontier_temperatures=[0.5]",
           "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}"]
 
 
@@ -51,17 +51,29 @@ def first_run(tmp_path_factory):
 def test_demo_runs_every_step_and_reports_from_its_samples(first_run):
   out, _, result = first_run
   report = json.loads((out / "report" / "report.json").read_text())
-  assert list(report["arms"]) == ["base", "sft", "anchored"]
+  assert list(report["arms"]) == ["base", "sft", "anchored", "sft_t0.5", "anchored_t0.5"]
   assert report["num_prompts"] == 4 and report["num_samples"] == 3
   for metric in ("semantic_entropy", "embedding_distance", "distinct_k"):
-    assert set(report["comparisons"][metric]) == {"sft", "anchored"}
+    assert set(report["comparisons"][metric]) == {"sft", "anchored", "sft_t0.5",
+                                                  "anchored_t0.5"}
     assert "gap_closed" in report["comparisons"][metric]["anchored"]
   # The report's figures come from the sample files this run wrote.
+  # The frontier: both fine-tuned arms at 0.5 and 1.
+  curves = report["frontier"]["semantic_entropy"]["curves"]
+  assert {c: [p["temperature"] for p in v["points"]] for c, v in curves.items()} == {
+      "sft": [0.5, 1.0], "anchored": [0.5, 1.0]}
   for arm in ("base", "sft", "anchored"):
     lines = (out / "samples" / arm / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 4 * 3 and all(json.loads(l)["arm"] == arm for l in lines)
   assert all((out / "report" / name).exists() for name in ("report.md", "report.json"))
   assert "| anchored |" in result.stdout  # The table is printed.
+  # Each arm's capability: its run's accuracy on the storyworld probes.
+  for arm, run in (("base", "pretrain_plain"), ("sft", "sft_standard"),
+                   ("anchored", "sft_anchored")):
+    scored = json.loads((out / "capability" / run / "capability.json").read_text())
+    assert report["capability"][arm] == scored["tasks"]
+    assert scored["tasks"]["storyworld_facts"]["num_examples"] > 100
+  assert "storyworld_facts acc" in result.stdout
 
 
 def test_printed_commands_are_the_ones_run(first_run):
@@ -76,10 +88,11 @@ def test_rerun_skips_finished_steps_and_a_change_reruns_what_follows(first_run):
   out, cache, _ = first_run
   again = _demo(out, cache)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert again.stdout.count("done earlier: skipped") == 9
+  assert again.stdout.count("done earlier: skipped") == 14
   changed = _demo(out, cache, "--gin.NUM_SAMPLES=2")
   assert changed.returncode == 0, changed.stderr[-3000:]
-  assert changed.stdout.count("done earlier: skipped") == 5  # Corpus build and training.
+  # Corpus build, training and capability (which reads no samples).
+  assert changed.stdout.count("done earlier: skipped") == 8
   report = json.loads((out / "report" / "report.json").read_text())
   assert report["num_samples"] == 2
 
@@ -152,7 +165,7 @@ def test_demo_bindings_are_checked_for_their_form(capsys):
   captured = capsys.readouterr()
   assert ("annotanchor demo: SettingError: demo.bindings[0]='BATCH_SIZE 8': expected a gin "
           "binding 'NAME=VALUE'") in captured.err
-  assert "[1/9]" not in captured.out
+  assert "[1/14]" not in captured.out
 
 
 def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
@@ -166,12 +179,12 @@ def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
   finally:
     gin.clear_config()
   captured = capsys.readouterr()
-  assert ("annotanchor demo: DemoError: step [5/9] fine-tune sft_anchored from "
+  assert ("annotanchor demo: DemoError: step [5/14] fine-tune sft_anchored from "
           "pretrain_annotated") in captured.err
   assert ("binding 'AnchoredMixtureRates.annotation_only_rat=0.3': gin configuration failed: "
           "Configurable 'AnchoredMixtureRates' doesn't have a parameter named "
           "'annotation_only_rat'.") in captured.err
-  assert "[1/9]" not in captured.out  # Not even the first step's command.
+  assert "[1/14]" not in captured.out  # Not even the first step's command.
   assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
@@ -270,3 +283,15 @@ def test_demo_sft_arms_train_on_as_many_sft_examples(tmp_path):
   counts = json.loads(proc.stdout.splitlines()[-1])
   assert abs(counts["anchored"] / counts["standard"] - 1) < 0.03, counts
   assert counts["anchored_equal_steps"] < 0.8 * counts["standard"], counts
+
+
+def test_frontier_arms_sample_both_arms_alike_at_each_temperature():
+  arms = [demo.Arm("sft", "sft_standard"), demo.Arm("anchored", "sft_anchored", "anchored",
+                                                      ("X=1",))]
+  grid, curves = demo.frontier_arms(arms, ("sft", "anchored"), [0.6, 1.0])
+  assert curves == {"sft": ["sft", "sft_t0.6"], "anchored": ["anchored", "anchored_t0.6"]}
+  assert grid == [demo.Arm("sft_t0.6", "sft_standard", "direct", ("TEMPERATURE=0.6",)),
+                  demo.Arm("anchored_t0.6", "sft_anchored", "anchored",
+                           ("X=1", "TEMPERATURE=0.6", "ANNOTATION_TEMPERATURE=0.6"))]
+  with pytest.raises(demo.DemoError, match="expected positive numbers"):
+    demo.frontier_arms(arms, ("sft",), [0])

@@ -9,7 +9,9 @@ Modules (one job each):
   feature_converter  WeightedLMFeatureConverter: decoder_* features with per-token weights
   sources            JSONL / text / TFRecord / TFDS records, validated, with a skip policy
   validated          file sources checked in Python before tf.data, cached as TFRecord
-  vocabulary         SentencePiece: train (CLI, cached) or load
+  vocabulary         SentencePiece: train (CLI, cached) or load (a HF tokenizer by its path)
+  hf_vocabulary      HuggingFaceVocabulary: a tokenizer.json with its own pad/BOS/EOS ids
+  ids                the id shifted in before every sequence (per vocabulary)
   registration       task/mixture registration for a corpus; JsonlCorpus from gin
   reporting          token accounting (annotation fraction, token-matched budgets)
   pipeline           get_dataset: sharded, packed, deterministic, resumable batches

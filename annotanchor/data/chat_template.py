@@ -62,7 +62,7 @@ class ChatTemplate:
         bos_token=self.bos_token, eos_token=self.eos_token)
 
 
-def _token_text(value: Any) -> str:
+def token_text(value: Any) -> str:
   """A tokenizer_config special token: a string or an AddedToken-shaped {"content": ...}."""
   return value.get("content", "") if isinstance(value, dict) else (value or "")
 
@@ -83,8 +83,8 @@ def load_chat_template(path: str, name: str = "default") -> ChatTemplate:
     template = {t.get("name"): t.get("template") for t in template}.get(name)
   if not isinstance(template, str) or not template:
     raise SettingError(f"{config_path} holds no chat_template (named {name!r})")
-  return ChatTemplate(template, _token_text(config.get("bos_token")),
-                      _token_text(config.get("eos_token")))
+  return ChatTemplate(template, token_text(config.get("bos_token")),
+                      token_text(config.get("eos_token")))
 
 
 def _after(text: str, prefix: str, what: str) -> str:

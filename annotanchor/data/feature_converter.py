@@ -16,10 +16,11 @@ import tensorflow as tf
 # (float32, same length as `targets`).
 LOSS_WEIGHTS = "targets_loss_weights"
 
-# SeqIO's tf-ops packer casts every feature to int32 and takes the count of
-# non-zero entries as a sequence's length, so weights travel through it as
-# `1 + round(weight * _WEIGHT_SCALE)`: never 0 inside a sequence, and exact for
-# every multiple of 2**-20 (0 and 1 in particular).
+# SeqIO's tf-ops packer casts every feature to int32, takes the count of non-zero
+# entries as a sequence's length and marks zeros as padding (segment id 0), and its
+# padder pads with 0. So weights travel as `1 + round(weight * _WEIGHT_SCALE)`: never 0
+# inside a sequence, and exact for every multiple of 2**-20 (0 and 1 in particular);
+# and tokens as `1 + id`, because in a Hugging Face vocabulary id 0 is a real token.
 _WEIGHT_SCALE = 2.0**20
 
 
@@ -39,6 +40,10 @@ def _encode_weights(weights: tf.Tensor) -> tf.Tensor:
 
 def _decode_weights(codes: tf.Tensor) -> tf.Tensor:
   return tf.where(codes > 0, tf.cast(codes - 1, tf.float32) / _WEIGHT_SCALE, 0.0)
+
+
+def _encode_tokens(targets: tf.Tensor) -> tf.Tensor:
+  return targets + 1
 
 
 @gin.configurable
@@ -65,6 +70,16 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
            "decoder_positions": [0, 1, 2, 3, 4, 0, 1, 2, 0, 0],
     }
 
+  The same rows with `bos_id=pad_id=9` and token 0 a real word (7 -> 0):
+
+    ds = [{"targets": [0, 8, 3, 9, 1], ...}, {"targets": [4, 5, 1], ...}]
+    converted_ds = {
+       "decoder_target_tokens": [0, 8, 3, 9, 1, 4, 5, 1, 9, 9],
+        "decoder_input_tokens": [9, 0, 8, 3, 9, 9, 4, 5, 9, 9],
+        "decoder_loss_weights": [0, 0, 1, 1, 1, 1, 0, 1, 0, 0],
+         "decoder_segment_ids": [1, 1, 1, 1, 1, 2, 2, 2, 0, 0],
+    }
+
   With all weights 1 the output equals `seqio.LMFeatureConverter`'s; with
   weights 0 on an inputs prefix and 1 on the targets it equals
   `seqio.PrefixLMFeatureConverter`'s (less `decoder_causal_attention`), packed
@@ -83,6 +98,10 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
       "decoder_positions": tf.int32,
   }
 
+  def __init__(self, pack: bool = True, *, bos_id: int = 0, pad_id: int = 0, **kwargs):
+    super().__init__(pack=pack, bos_id=bos_id, **kwargs)
+    self.pad_id = pad_id
+
   def _with_weights(self, ds: tf.data.Dataset) -> tf.data.Dataset:
     """Checks the weight feature, or adds weight 1 on every token."""
     spec = ds.element_spec.get(LOSS_WEIGHTS)
@@ -98,7 +117,8 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
                         task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
     length = task_feature_lengths["targets"]
     ds = self._with_weights(ds)
-    ds = ds.map(lambda ex: {"targets": ex["targets"], LOSS_WEIGHTS: ex[LOSS_WEIGHTS]},
+    ds = ds.map(lambda ex: {"targets": _encode_tokens(ex["targets"]),
+                            LOSS_WEIGHTS: ex[LOSS_WEIGHTS]},
                 num_parallel_calls=tf.data.AUTOTUNE)
     lengths = {"targets": length, LOSS_WEIGHTS: length}
     if self.pack:
@@ -110,7 +130,8 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
     return ds.map(self._convert_example, num_parallel_calls=tf.data.AUTOTUNE)
 
   def _convert_example(self, ex: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    targets = ex["targets"]
+    present = ex["targets"] > 0  # Encoded tokens: 0 only where padding was added.
+    targets = tf.where(present, ex["targets"] - 1, self.pad_id)
     segment_ids = ex.get("targets_segment_ids")
     weights = _decode_weights(ex[LOSS_WEIGHTS]) if self.pack else ex[LOSS_WEIGHTS]
     out = {
@@ -118,7 +139,7 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
         "decoder_input_tokens": seqio.utils.make_autoregressive_inputs(
             targets, sequence_id=segment_ids, bos_id=self.bos_id),
         # Padding never counts, whatever weight a source gave it.
-        "decoder_loss_weights": weights * tf.cast(targets != 0, tf.float32),
+        "decoder_loss_weights": weights * tf.cast(present, tf.float32),
     }
     if self.pack:
       out["decoder_segment_ids"] = segment_ids

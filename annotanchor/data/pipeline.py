@@ -7,12 +7,19 @@ import seqio
 import tensorflow as tf
 
 from annotanchor.data.feature_converter import WeightedLMFeatureConverter
+from annotanchor.data.ids import decoder_start_id
 from annotanchor.data.registration import register_configured_corpora
 from annotanchor.errors import SettingError
 
 
 # Batches prepared ahead of the trainer.
 _PREFETCH_BATCHES = 4
+
+
+def converter_for(vocabulary: seqio.Vocabulary, pack: bool) -> WeightedLMFeatureConverter:
+  """The feature converter of a vocabulary: its pad id, and the id decoding starts from."""
+  return WeightedLMFeatureConverter(pack=pack, bos_id=decoder_start_id(vocabulary),
+                                    pad_id=vocabulary.pad_id)
 
 
 @gin.configurable
@@ -49,7 +56,7 @@ def get_dataset(mixture_or_task_name: str,
     shard_index: this host's shard (e.g. `jax.process_index()`).
     num_shards: number of shards (e.g. `jax.process_count()`).
     start_step: number of batches already consumed, to skip.
-    feature_converter: defaults to `WeightedLMFeatureConverter(pack=pack)`.
+    feature_converter: defaults to `converter_for(task vocabulary, pack)`.
     repeat: repeat the data indefinitely; otherwise stop after one epoch (the
       last incomplete batch is dropped).
 
@@ -68,7 +75,9 @@ def get_dataset(mixture_or_task_name: str,
   if start_step < 0:
     raise SettingError(f"start_step must be >= 0, got {start_step}.")
   register_configured_corpora()
-  converter = feature_converter or WeightedLMFeatureConverter(pack=pack)
+  vocabulary = seqio.get_mixture_or_task(mixture_or_task_name).output_features[
+      "targets"].vocabulary
+  converter = feature_converter or converter_for(vocabulary, pack)
   ds = seqio.get_dataset(
       mixture_or_task_name,
       task_feature_lengths=dict(task_feature_lengths),

@@ -138,13 +138,15 @@ class JsonlCorpus:
 
     register_configured_corpora.corpora = [@mydocs/JsonlCorpus()]
     mydocs/JsonlCorpus.name = "mydocs"
-    mydocs/JsonlCorpus.vocabulary_path = "/path/spm.model"
+    mydocs/JsonlCorpus.vocabulary_path = "/path/spm.model"  # or a tokenizer.json dir
     mydocs/JsonlCorpus.documents = {"train": "/data/docs-*.jsonl"}
     mydocs/JsonlCorpus.sft = {"train": "gs://bucket/sft.tfrecord"}
 
   Attributes:
     name: the task prefix.
-    vocabulary_path: SentencePiece model (see `vocabulary.py`).
+    vocabulary_path: SentencePiece model (see `vocabulary.py`), or a Hugging Face
+      tokenizer: a directory holding tokenizer.json, or that file (`hf_vocabulary.py`;
+      bind `HuggingFaceVocabulary.markers` etc. for its settings).
     documents: split -> file pattern(s) of annotated documents.
     sft: split -> file pattern(s) of SFT examples.
     sft_format: "pairs" (prompt, response, annotation fields) or "messages" (OpenAI/Tulu

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
+from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 
 # Per-token 0/1 mask of annotation tokens (delimiters included), kept by tasks
 # for token accounting; mixtures and the feature converter drop it.
@@ -25,6 +26,8 @@ def encode_pieces(vocabulary: seqio.Vocabulary, pieces: tf.Tensor) -> tf.RaggedT
   if isinstance(vocabulary, seqio.SentencePieceVocabulary):
     ids = vocabulary.tf_tokenizer.tokenize(pieces)
     return tf.cast(ids, tf.int32)
+  if isinstance(vocabulary, HuggingFaceVocabulary):  # All pieces in one tokenizer call.
+    return vocabulary.encode_batch_tf(pieces)
   if isinstance(vocabulary, seqio.ByteVocabulary):
     # Each byte is its own token, shifted past PAD, EOS and UNK.
     chars = tf.strings.bytes_split(pieces)

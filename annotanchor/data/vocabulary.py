@@ -1,4 +1,5 @@
-"""SentencePiece vocabularies: trained (cached) with our markers as single pieces, or loaded.
+"""SentencePiece vocabularies: trained (cached) with our markers as single pieces, or loaded
+(and Hugging Face tokenizers loaded by path, see `hf_vocabulary.py`).
 
 Trained models use pad=0, eos=1, unk=2 (the SeqIO convention), no BOS, identity
 normalization (newlines survive), byte fallback (no UNK on unseen characters)
@@ -82,14 +83,17 @@ def cached_sentencepiece(texts_fn: Callable[[], Iterable[str]], cache_dir: str, 
   return path
 
 
-def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.SentencePieceVocabulary:
-  """Loads an existing SentencePiece model (ours, or e.g. a T5 or Gemma one).
+def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.Vocabulary:
+  """Loads an existing vocabulary: SentencePiece (ours, or e.g. a T5 or Gemma one) or
+  Hugging Face (a directory holding tokenizer.json, or a tokenizer.json file).
 
   In a model that did not reserve them, the delimiters and markers are plain
-  strings and take several tokens each, which works unchanged.
+  strings and take several tokens each, which works unchanged. A Hugging Face
+  tokenizer is a `HuggingFaceVocabulary` with its gin-bound settings (e.g.
+  `HuggingFaceVocabulary.markers = 'special'`).
 
   Args:
-    path: the `.model` file.
+    path: the `.model` file, or the Hugging Face tokenizer.
     piecewise_exact: turn off the dummy prefix so that sequences tokenized
       piece by piece read as the concatenated text (T5 models add a space at
       every piece otherwise).
@@ -97,11 +101,19 @@ def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.SentencePi
   Returns:
     The vocabulary.
   """
+  if is_huggingface(path):
+    from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary  # It imports this module.
+    return HuggingFaceVocabulary(path)
   if not tf.io.gfile.exists(path):  # seqio would fail only at the first tokenization.
     raise SettingError(f"vocabulary {path!r}: no such file")
   overrides = sentencepiece_model_pb2.NormalizerSpec(add_dummy_prefix=False) \
       if piecewise_exact else None
   return seqio.SentencePieceVocabulary(path, normalizer_spec_overrides=overrides)
+
+
+def is_huggingface(path: str) -> bool:
+  """Whether a vocabulary path names a Hugging Face tokenizer (a directory or a .json)."""
+  return path.endswith(".json") or tf.io.gfile.isdir(path)
 
 
 class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):

@@ -56,12 +56,16 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
       digest = metadata_lib.vocabulary_digest(vocabulary)
       if digest != saved_digest:
         raise metadata_lib.CheckpointSettingsError(
-            f"the vocabulary given ({getattr(vocabulary, 'sentencepiece_model_file', vocabulary)})"
+            f"the vocabulary given ({metadata_lib.vocabulary_source(vocabulary)})"
             f" is not the one the checkpoint was trained with ({where}, "
             f"{metadata.vocabulary['source']}); leave it out to use the checkpoint's")
     vocabulary = vocabulary or metadata_lib.vocabulary_from(metadata.vocabulary, model_dir)
   if vocabulary is None:
     raise metadata_lib.CheckpointSettingsError(
         f"{where} records no vocabulary it can be rebuilt from: set VOCABULARY_PATH")
+  if vocabulary.vocab_size > config.vocab_size:  # Its last ids would read no embedding row.
+    raise metadata_lib.CheckpointSettingsError(
+        f"the vocabulary ({vocabulary}) has {vocabulary.vocab_size} ids, more than the "
+        f"model's embedding of vocab_size={config.vocab_size} ({where})")
   sampler, params = restore_sampler(config, checkpoint_path, mesh)
   return SamplingSetup(sampler, params, vocabulary, template)

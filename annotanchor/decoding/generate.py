@@ -36,7 +36,7 @@ import numpy as np
 import seqio
 
 from annotanchor.data import annotations
-from annotanchor.data.ids import BOS_ID
+from annotanchor.data.ids import decoder_start_id
 from annotanchor.data.prompts import Generation, PromptTemplate
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig, left_pad
@@ -221,7 +221,7 @@ class Generator:
     n = s.num_samples
     keys = jax.numpy.stack([prompt_key(s.seed, pid) for pid in prompt_ids])
     # BOS first, as every training sequence began (see annotanchor/data/ids.py).
-    base = [[BOS_ID] + self._encode(t) for t in texts]
+    base = [[decoder_start_id(self.vocab)] + self._encode(t) for t in texts]
     if s.mode == "direct":
       continued = [[[]] * n for _ in base]
       drawn = self._draw(base, keys, self._sampling(s.max_new_tokens, s.temperature, n))

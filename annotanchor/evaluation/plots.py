@@ -53,6 +53,40 @@ def diversity_vs_quality(report: dict, path: str) -> str:
   return _save(fig, path)
 
 
+def frontier_curves(report: dict, path: str) -> str:
+  """One panel per diversity metric: each curve's (quality, D) points joined in
+  temperature order, labelled with their temperature; q* as a dashed line, the base arm."""
+  plt = _pyplot()
+  frontier = report["frontier"]
+  fig, axes = plt.subplots(1, len(frontier), figsize=(4.6 * len(frontier), 3.9),
+                           squeeze=False, layout="constrained")
+  base = report["base_arm"]
+  for ax, (metric, figures) in zip(axes[0], frontier.items()):
+    for i, (curve, c) in enumerate(figures["curves"].items()):
+      pts = [p for p in c["points"] if p["quality"]["value"] is not None
+             and p["diversity"]["value"] is not None]
+      xs = [p["quality"]["value"] for p in pts]
+      ys = [p["diversity"]["value"] for p in pts]
+      ax.plot(xs, ys, "-", color=f"C{i}", alpha=0.6)
+      for p, x, y in zip(pts, xs, ys):
+        ax.errorbar(x, y, xerr=_err(p["quality"]), yerr=_err(p["diversity"]), fmt="o",
+                    capsize=3, color=f"C{i}", label=curve if p is pts[0] else None)
+        ax.annotate(f"T={p['temperature']:g}", (x, y), textcoords="offset points",
+                    xytext=(4, 4), fontsize="x-small")
+    q_star = figures["reference_quality"]["value"]
+    if q_star is not None:
+      ax.axvline(q_star, ls="--", color="grey", lw=1, label="q* (sft)")
+    d_base = report["arms"][base]["diversity"][metric]["value"]
+    if d_base is not None:
+      ax.axhline(d_base, ls=":", color="black", lw=1, label=f"{base}")
+    ax.set_xlabel("quality")
+    ax.set_ylabel(metric_title(metric))
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(fontsize="small")
+  fig.suptitle("Diversity-quality frontier over sampling temperature")
+  return _save(fig, path)
+
+
 def entropy_by_attribute(report: dict, path: str) -> str:
   """Grouped bars: semantic entropy per attribute, one bar per arm, with intervals."""
   plt = _pyplot()
@@ -85,4 +119,6 @@ def write_plots(report: dict, output_dir: str) -> List[str]:
   if report["arms"][arms[0]].get("entropy_by_attribute"):
     written.append(entropy_by_attribute(report, os.path.join(output_dir,
                                                              "entropy_by_attribute.png")))
+  if report.get("frontier"):
+    written.append(frontier_curves(report, os.path.join(output_dir, "frontier.png")))
   return written

@@ -8,12 +8,18 @@ report.json layout:
                   "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float}}},
    "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}},
    "annotation_adherence": {arm: {attr: {"all": S, "outside_sft_modes": S}}},
-   "malformed_annotations": {arm: {"share": float|null, "count": int, "by_cause": {...}}}}
+   "malformed_annotations": {arm: {"share": float|null, "count": int, "by_cause": {...}}},
+   "capability": {arm: {task: {"acc": A, "acc_norm": A, "num_examples": n, ...}}},
+   "frontier": {metric: {"reference_quality": E, "curves": {curve: {"points": [...],
+                "matched": {"temperature": E, "diversity": E, "gap_closed": E}}}}}}
 
 with E = {"value": float|null, "ci": [low, high]|null, "reason": str (only when null)} and
 S = {"follows": float|null, "count": int} (see evaluation/adherence.py; only arms that
 sample annotations, and only with a response-side labeller); malformed_annotations covers
-the arms that sample annotations (see evaluation/wellformed.py).
+the arms that sample annotations (see evaluation/wellformed.py); capability, the arms
+given a capability.json, with A = {"value": float, "stderr": float|null} (see
+evaluation/capability.py); frontier, the curves of `evaluate.frontiers` (see
+evaluation/frontier.py).
 """
 import json
 from typing import List, Optional
@@ -65,10 +71,14 @@ def render_markdown(report: dict) -> str:
   if report["settings"].get("prompt_constraints"):
     lines += ["Semantic entropy leaves out, per prompt, the attributes the prompt fixes "
               f"(`{report['settings']['prompt_constraints']}`).", ""]
+  capability = report.get("capability") or {}
+  tasks = list(next(iter(capability.values()))) if capability else []
   lines += ["## Per arm", ""]
-  lines += _table(["arm"] + [metric_title(m) for m in metrics] + quals,
+  lines += _table(["arm"] + [metric_title(m) for m in metrics] + quals
+                  + [f"{t} acc" for t in tasks],
                   [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
                    + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
+                   + [_fmt_accuracy(capability.get(a, {}).get(t, {}).get("acc")) for t in tasks]
                    for a in arms])
   lines += [f"## Comparisons (base = {report['base_arm']}, sft = {report['sft_arm']})", "",
             "collapse = D(base) - D(arm); gap closed = (D(arm) - D(sft)) / (D(base) - D(sft)); "
@@ -94,6 +104,8 @@ def render_markdown(report: dict) -> str:
                      for attr in attrs])
   lines += _adherence_lines(report.get("annotation_adherence") or {})
   lines += _malformed_lines(report.get("malformed_annotations") or {})
+  lines += _capability_lines(capability)
+  lines += _frontier_lines(report.get("frontier") or {}, report["sft_arm"])
   if notes:
     lines += ["## Notes", "", *notes, ""]
   return "\n".join(lines)
@@ -129,6 +141,55 @@ def _malformed_lines(malformed: dict) -> List[str]:
           "Share of sampled annotations that do not parse strictly or repeat a key (see "
           "evaluation/wellformed.py), with the count per cause.", "",
           *_table(["arm", "malformed", "sampled"] + causes, rows)]
+
+
+def _fmt_accuracy(acc: Optional[dict]) -> str:
+  """`0.812 ± 0.021` (the standard error), or "" for an arm without a capability result."""
+  if not acc:
+    return ""
+  return f"{acc['value']:.3f}" + (f" ± {acc['stderr']:.3f}" if acc["stderr"] is not None else "")
+
+
+def _capability_lines(capability: dict) -> List[str]:
+  """The capability table: acc and acc_norm per task and arm."""
+  if not capability:
+    return []
+  tasks = list(next(iter(capability.values())))
+  header = ["arm"] + [f"{t} {k}" for t in tasks for k in ("acc", "acc_norm")]
+  rows = [[arm] + [_fmt_accuracy(by_task[t][k]) for t in tasks for k in ("acc", "acc_norm")]
+          for arm, by_task in capability.items()]
+  n = {t: next(iter(capability.values()))[t]["num_examples"] for t in tasks}
+  return ["## Capability (multiple choice)", "",
+          "Accuracy of the choice with the highest log-likelihood (acc) and of the highest "
+          "log-likelihood per character (acc_norm), ± the standard error; questions per task: "
+          + ", ".join(f"{t} {n[t]}" for t in tasks) + ".", "", *_table(header, rows)]
+
+
+def _frontier_lines(frontier: dict, sft_arm: str) -> List[str]:
+  """Diversity at matched quality per curve, and the curves' points."""
+  if not frontier:
+    return []
+  rows, points = [], []
+  for metric, figures in frontier.items():
+    for curve, c in figures["curves"].items():
+      m = c["matched"]
+      rows.append([metric_title(metric), curve, fmt_estimate(figures["reference_quality"]),
+                   fmt_estimate(m["temperature"], 2), fmt_estimate(m["diversity"]),
+                   fmt_estimate(m["gap_closed"])]
+                  + ([m["diversity"].get("reason", "")] if m["diversity"]["value"] is None
+                     else [""]))
+      if metric == next(iter(frontier)):
+        points += [[curve, f"{p['temperature']:g}", p["arm"], fmt_estimate(p["quality"]),
+                    fmt_estimate(p["diversity"])] for p in c["points"]]
+  first = metric_title(next(iter(frontier)))
+  return ["## Diversity at matched quality (the frontier)", "",
+          f"Each curve is one model sampled over a temperature grid; its matched point is "
+          f"where its quality, interpolated in temperature, equals q* = the {sft_arm} arm's; "
+          "gap closed there = (D* - D(sft)) / (D(base) - D(sft)). A method that only trades "
+          "quality for diversity has no more diversity there than SFT itself.", "",
+          *_table(["metric", "curve", "q*", "T*", "D*", "gap closed at q*", "note"], rows),
+          f"Points ({first}):", "",
+          *_table(["curve", "temperature", "arm", "quality", first], points)]
 
 
 def write_report(report: dict, output_dir: str) -> List[str]:

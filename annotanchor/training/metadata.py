@@ -1,8 +1,9 @@
 """What a checkpoint says about itself: the network, the vocabulary and the prompt template.
 
 `train` writes a `RunMetadata` into the `meta` item of every checkpoint it saves, and
-copies a SentencePiece vocabulary's file into MODEL_DIR/vocabulary/<sha256>.model, so
-`infer` and `serve` need only CHECKPOINT_PATH. A gin binding that contradicts the
+copies a SentencePiece vocabulary's file into MODEL_DIR/vocabulary/<sha256>.model (a
+Hugging Face tokenizer's files into MODEL_DIR/vocabulary/<sha256>/), so `infer` and
+`serve` need only CHECKPOINT_PATH. A gin binding that contradicts the
 checkpoint is refused with a message naming the field, except for the settings that only
 change how the same weights are run (`OVERRIDABLE`), which are applied and logged.
 Checkpoints written before this metadata existed still load when the settings are given.
@@ -15,6 +16,14 @@ The `meta` item of a checkpoint, e.g.:
                   "source": "/cache/storyworld/afe8/spm.model", "sha256": "3f2a..."},
    "template": {"user_marker": "<user>", "assistant_marker": "<assistant>",
                 "annotation_format": {"open": "<ann>", "close": "</ann>"}}}
+
+A Hugging Face vocabulary is described by its files and settings (the sha256 covers both):
+
+   "vocabulary": {"kind": "huggingface", "dir": "vocabulary/9c1e...",
+                  "files": ["tokenizer.json", "tokenizer_config.json"],
+                  "source": "/models/olmo2", "sha256": "9c1e...", "size": 100282,
+                  "settings": {"markers": "special", "marker_strings": ["<ann>", ...],
+                               "pad_token": "<|pad|>", "bos_token": ..., "eos_token": ...}}
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import seqio
 import tensorflow as tf
 
 from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.errors import UserError
@@ -96,24 +106,39 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(f.read()).hexdigest()
 
 
+def _copy_once(source: str, target: str) -> None:
+  """Copies a file unless the target exists (temporary name, then rename)."""
+  if not tf.io.gfile.exists(target):
+    tf.io.gfile.makedirs(os.path.dirname(target))
+    tmp = f"{target}.tmp-{os.getpid()}"
+    tf.io.gfile.copy(source, tmp, overwrite=True)
+    tf.io.gfile.rename(tmp, target, overwrite=True)
+
+
 def describe_vocabulary(vocabulary: seqio.Vocabulary, model_dir: str, *,
                         copy: bool = True) -> dict[str, Any]:
-  """A JSON description of `vocabulary`; a SentencePiece file is copied into model_dir.
+  """A JSON description of `vocabulary`; its file(s) are copied into model_dir.
 
   The copy is named by its content hash and written once (temporary name, then rename);
   `copy=False` describes it without writing (every process but one of a multi-host run).
+  A Hugging Face tokenizer's files land in one directory, tokenizer.json last, so a
+  directory holding tokenizer.json holds the others too.
   """
   if isinstance(vocabulary, seqio.SentencePieceVocabulary):
     source = vocabulary.sentencepiece_model_file
     digest = _sha256(source)
     relative = os.path.join("vocabulary", f"{digest}.model")
-    target = os.path.join(model_dir, relative)
-    if copy and not tf.io.gfile.exists(target):
-      tf.io.gfile.makedirs(os.path.dirname(target))
-      tmp = f"{target}.tmp-{os.getpid()}"
-      tf.io.gfile.copy(source, tmp, overwrite=True)
-      tf.io.gfile.rename(tmp, target, overwrite=True)
+    if copy:
+      _copy_once(source, os.path.join(model_dir, relative))
     return {"kind": "sentencepiece", "file": relative, "source": source, "sha256": digest}
+  if isinstance(vocabulary, HuggingFaceVocabulary):
+    relative = os.path.join("vocabulary", vocabulary.sha256)
+    if copy:
+      for path, name in list(zip(vocabulary.files(), vocabulary.file_names()))[::-1]:
+        _copy_once(path, os.path.join(model_dir, relative, name))
+    return {"kind": "huggingface", "dir": relative, "files": vocabulary.file_names(),
+            "source": vocabulary.path, "sha256": vocabulary.sha256,
+            "size": vocabulary.vocab_size, "settings": vocabulary.settings()}
   if isinstance(vocabulary, seqio.ByteVocabulary):
     return {"kind": "byte", "extra_ids": vocabulary.extra_ids}
   if isinstance(vocabulary, seqio.PassThroughVocabulary):
@@ -132,6 +157,8 @@ def vocabulary_from(description: Mapping[str, Any], model_dir: str) -> seqio.Voc
     return seqio.ByteVocabulary(extra_ids=description["extra_ids"])
   if kind == "pass_through":
     return seqio.PassThroughVocabulary(description["size"], eos_id=description["eos_id"])
+  if kind == "huggingface":
+    return _huggingface_from(description, model_dir)
   if kind != "sentencepiece":
     return None
   for path in (os.path.join(model_dir, description["file"]), description["source"]):
@@ -143,11 +170,36 @@ def vocabulary_from(description: Mapping[str, Any], model_dir: str) -> seqio.Voc
       f"{description['source']}; set VOCABULARY_PATH to a copy of it")
 
 
+def _huggingface_from(description: Mapping[str, Any], model_dir: str) -> HuggingFaceVocabulary:
+  """The copied tokenizer (or, failing that, the unchanged source) with the recorded settings."""
+  copied = os.path.join(model_dir, description["dir"])
+  for path in (copied, description["source"]):
+    if tf.io.gfile.exists(os.path.join(path, "tokenizer.json")) or (
+        path.endswith(".json") and tf.io.gfile.exists(path)):
+      vocabulary = HuggingFaceVocabulary(path, **description["settings"])
+      if vocabulary.sha256 == description["sha256"]:
+        return vocabulary
+  raise CheckpointSettingsError(
+      f"the Hugging Face tokenizer of the checkpoint in {model_dir} (sha256 "
+      f"{description['sha256'][:12]}) is neither at {copied} nor unchanged at "
+      f"{description['source']}; set VOCABULARY_PATH to a copy of it")
+
+
 def vocabulary_digest(vocabulary: seqio.Vocabulary) -> str | None:
-  """The content hash a SentencePiece vocabulary is recorded under (None for others)."""
+  """The content hash a SentencePiece or Hugging Face vocabulary is recorded under (None
+  for others)."""
   if isinstance(vocabulary, seqio.SentencePieceVocabulary):
     return _sha256(vocabulary.sentencepiece_model_file)
+  if isinstance(vocabulary, HuggingFaceVocabulary):
+    return vocabulary.sha256
   return None
+
+
+def vocabulary_source(vocabulary: seqio.Vocabulary) -> str:
+  """Where a vocabulary was read from, for messages."""
+  if isinstance(vocabulary, seqio.SentencePieceVocabulary):
+    return vocabulary.sentencepiece_model_file
+  return vocabulary.path if isinstance(vocabulary, HuggingFaceVocabulary) else str(vocabulary)
 
 
 def resolve_model(metadata: RunMetadata | None, bound: Mapping[str, Any],

@@ -29,6 +29,26 @@ def test_packed_docstring_example():
   assert row["decoder_loss_weights"].dtype == np.float32
 
 
+@pytest.mark.parametrize("pack", [True, False])
+def test_a_real_token_zero_is_kept_and_pad_and_bos_are_the_vocabularys(pack):
+  # The docstring's second example: bos_id = pad_id = 9 (EOS reused), 0 a real word.
+  ds = _ds([{"targets": [0, 8, 3, 9, 1], LOSS_WEIGHTS: [0, 0, 1, 1, 1]},
+            {"targets": [4, 5, 1], LOSS_WEIGHTS: [1, 0, 1]}])
+  rows = _rows(WeightedLMFeatureConverter(pack=pack, bos_id=9, pad_id=9)(ds, {"targets": 10}))
+  if pack:
+    (row,) = rows
+    np.testing.assert_array_equal(row["decoder_target_tokens"], [0, 8, 3, 9, 1, 4, 5, 1, 9, 9])
+    np.testing.assert_array_equal(row["decoder_input_tokens"], [9, 0, 8, 3, 9, 9, 4, 5, 9, 9])
+    np.testing.assert_array_equal(row["decoder_loss_weights"], [0, 0, 1, 1, 1, 1, 0, 1, 0, 0])
+    np.testing.assert_array_equal(row["decoder_segment_ids"], [1, 1, 1, 1, 1, 2, 2, 2, 0, 0])
+  else:
+    first, second = rows
+    np.testing.assert_array_equal(first["decoder_target_tokens"], [0, 8, 3, 9, 1] + [9] * 5)
+    np.testing.assert_array_equal(first["decoder_input_tokens"], [9, 0, 8, 3, 9, 1] + [9] * 4)
+    np.testing.assert_array_equal(first["decoder_loss_weights"], [0, 0, 1, 1, 1] + [0] * 5)
+    np.testing.assert_array_equal(second["decoder_loss_weights"], [1, 0, 1] + [0] * 7)
+
+
 def test_unpacked_pads_and_keeps_fractional_weights():
   ds = _ds([{"targets": [5, 6, 7, 1], LOSS_WEIGHTS: [0.25, 0.5, 1.0, 2.0]}])
   (row,) = _rows(WeightedLMFeatureConverter(pack=False)(ds, {"targets": 6}))
