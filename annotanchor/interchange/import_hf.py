@@ -5,7 +5,9 @@
   MODEL_DIR/model.gin               the same TransformerConfig as gin bindings, for
                                     `train --gin_file=MODEL_DIR/model.gin` (fine-tuning from
                                     INITIAL_CHECKPOINT_PATH=MODEL_DIR needs the shape bound)
-  MODEL_DIR/hf_tokenizer/           the tokenizer files, as found
+  MODEL_DIR/vocabulary/<sha256>/    tokenizer.json as a HuggingFaceVocabulary, recorded in
+                                    the metadata as `train` records one (infer, serve)
+  MODEL_DIR/hf_tokenizer/           the tokenizer files, as found (for export)
   MODEL_DIR/hf_source/              config.json (and generation_config.json), for export
 
 Everything is checked before anything is written (config.json, every tensor's presence
@@ -152,8 +154,26 @@ def model_gin(config: TransformerConfig, hf_dir: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _tokenizer(hf_dir: str, config: TransformerConfig):
+  """The directory's tokenizer.json as a HuggingFaceVocabulary (None without one).
+
+  Raises:
+    ConversionError: it has more ids than the embedding has rows.
+  """
+  from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
+
+  if not os.path.exists(os.path.join(hf_dir, "tokenizer.json")):
+    return None
+  tokenizer = HuggingFaceVocabulary(hf_dir)
+  if tokenizer.vocab_size > config.vocab_size:
+    raise ConversionError(
+        f"{os.path.join(hf_dir, 'tokenizer.json')} has {tokenizer.vocab_size} ids but the "
+        f"model's embedding (config.json vocab_size) only {config.vocab_size} rows")
+  return tokenizer
+
+
 def _destination_free(model_dir: str) -> None:
-  for item in ("checkpoints", "model.gin", TOKENIZER_DIR, SOURCE_DIR):
+  for item in ("checkpoints", "model.gin", TOKENIZER_DIR, SOURCE_DIR, "vocabulary"):
     if os.path.exists(os.path.join(model_dir, item)):
       raise ConversionError(f"MODEL_DIR={model_dir!r} already holds {item}; import into a "
                             f"new directory")
@@ -177,6 +197,7 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
       read_config(hf_dir), where=os.path.join(hf_dir, "config.json"), max_len=max_len,
       dtype=dtype, param_dtype=param_dtype, scan_layers=scan_layers)
   steps = plan(hf_dir, config, family)
+  tokenizer = _tokenizer(hf_dir, config)
   _destination_free(model_dir)
   abstract = abstract_params(config, mesh)
   log(f"importing a {family} model of {config.num_params():,} parameters from {hf_dir} "
@@ -185,14 +206,16 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
   params = load_params(steps, abstract, scan_layers, log)
 
   tokenizer_files = [f for f in TOKENIZER_FILES if os.path.exists(os.path.join(hf_dir, f))]
-  vocabulary = ({"kind": "huggingface", "dir": TOKENIZER_DIR, "source": hf_dir,
-                 "files": tokenizer_files} if tokenizer_files else {"kind": "none"})
-  meta = {"step": IMPORT_STEP, **metadata_lib.RunMetadata(
-      config, vocabulary, PromptTemplate()).to_json()}
   created = not os.path.exists(model_dir)
   stage = os.path.join(model_dir, f".import-{os.getpid()}")
   primary = jax.process_index() == 0
   try:
+    # The tokenizer as `train` records one (MODEL_DIR/vocabulary/<sha256>/), so infer and
+    # serve rebuild it from the checkpoint alone.
+    vocabulary = (metadata_lib.describe_vocabulary(tokenizer, stage, copy=primary)
+                  if tokenizer else {"kind": "none"})
+    meta = {"step": IMPORT_STEP, **metadata_lib.RunMetadata(
+        config, vocabulary, PromptTemplate()).to_json()}
     step_dir = os.path.join(stage, "checkpoints", str(IMPORT_STEP))
     # Host memory while saving (benchmarks/README.md): Orbax's device-to-host copies in
     # flight are capped at the largest array, and the arrays are written one TensorStore
@@ -214,8 +237,9 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
           shutil.copyfile(os.path.join(hf_dir, name), os.path.join(stage, sub, name))
       with open(os.path.join(stage, "model.gin"), "w") as f:
         f.write(model_gin(config, hf_dir))
-      for item in ("checkpoints", "model.gin", TOKENIZER_DIR, SOURCE_DIR):
-        os.replace(os.path.join(stage, item), os.path.join(model_dir, item))
+      for item in ("checkpoints", "model.gin", TOKENIZER_DIR, SOURCE_DIR, "vocabulary"):
+        if os.path.exists(os.path.join(stage, item)):
+          os.replace(os.path.join(stage, item), os.path.join(model_dir, item))
   finally:
     if primary:
       shutil.rmtree(stage, ignore_errors=True)

@@ -93,3 +93,13 @@ def test_import_then_export_through_the_command(tmp_path):
 
 def test_convert_without_a_direction_is_one_line():
   assert_one_line_error(run(["convert", "--gin.HF_DIR='x'"]), "convert", "import-hf or export-hf")
+
+
+def test_a_tokenizer_larger_than_the_embedding_is_refused(tmp_path):
+  from tests import hf_tokenizer
+
+  hf_dir = write_hf(tmp_path / "hf")
+  hf_tokenizer.build(hf_dir)  # ~400 ids; the embedding has 32 rows.
+  result = import_hf(hf_dir, tmp_path / "model")
+  assert_one_line_error(result, "convert", "tokenizer.json", "ids", "only 32 rows")
+  assert_nothing_written(tmp_path / "model")

@@ -38,3 +38,29 @@ def test_train_from_an_import_then_export_it(tmp_path):
       safetensors_io.read_tensor(original[n]), safetensors_io.read_tensor(exported[n]))]
   assert "model.layers.0.mlp.down_proj.weight" in moved  # Two steps of training moved it.
   assert os.path.exists(out / "generation_config.json")
+
+
+def test_the_imported_tokenizer_is_the_checkpoints_vocabulary(tmp_path):
+  """Recorded as train records a HuggingFaceVocabulary, so infer and serve rebuild it from
+  the checkpoint alone; and exported again with the model."""
+  from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
+  from annotanchor.training import metadata
+  from tests import hf_tokenizer
+
+  hf_dir = write_hf(tmp_path / "hf", dataclasses.replace(TINY, vocab_size=512))
+  hf_tokenizer.build(hf_dir)
+  imported = tmp_path / "imported"
+  done = import_hf(hf_dir, imported)
+  assert done.returncode == 0, done.stderr[-3000:]
+  saved, model_dir = metadata.read_metadata(str(imported))
+  assert saved.vocabulary["kind"] == "huggingface"
+  rebuilt = metadata.vocabulary_from(saved.vocabulary, model_dir)
+  original = HuggingFaceVocabulary(hf_dir)
+  assert rebuilt.sha256 == original.sha256
+  assert os.path.dirname(rebuilt.files()[0]).startswith(str(imported / "vocabulary"))
+  text = "the cat sat on the mat, héllo"
+  assert rebuilt.encode(text) == original.encode(text) and rebuilt.decode(rebuilt.encode(text)) == text
+  out = tmp_path / "out"
+  done = run(["convert", "export-hf", f"--gin.CHECKPOINT_PATH='{imported}'", f"--gin.HF_DIR='{out}'"])
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert (out / "tokenizer.json").read_bytes() == (tmp_path / "hf" / "tokenizer.json").read_bytes()
