@@ -44,7 +44,7 @@ def questions(count: int, context_bytes=(96, 160), choice_bytes=(8, 24),
           for _ in range(count)]
 
 
-def build(network: dict):
+def build(network: dict, rows_per_call: int):
   """(params on the mesh, the scorer, the one-row scorer) for a random network of that shape."""
   import flax.linen as nn
   import jax
@@ -60,7 +60,7 @@ def build(network: dict):
   boxed = Decoder(config).init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))["params"]
   _, shardings = partitioning.sharded_abstract(jax.eval_shape(lambda: boxed), mesh)
   params = jax.device_put(nn.meta.unbox(boxed), shardings)
-  scorer = ContinuationScorer(config, mesh, shardings)
+  scorer = ContinuationScorer(config, mesh, shardings, rows_per_call=rows_per_call)
   # One row per call needs a one-device mesh (rows are split over the batch axes).
   one_mesh = partitioning.make_mesh({"data": 1}, jax.devices()[:1])
   _, one_shardings = partitioning.sharded_abstract(jax.eval_shape(lambda: boxed), one_mesh)
@@ -73,6 +73,8 @@ def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--questions", type=int, default=64)
+  parser.add_argument("--rows_per_call", type=int, default=32,
+                      help="our scorer's rows per forward pass (capability.rows_per_call)")
   parser.add_argument("--quick", action="store_true", help="tiny shape, one round, no file")
   args = parser.parse_args(argv)
   import jax
@@ -83,7 +85,7 @@ def main(argv=None) -> dict:
   count, repeats = (4, 1) if args.quick else (args.questions, args.repeats)
   vocab = seqio.ByteVocabulary()
   pairs = [(c, x) for c, choices in questions(count) for x in choices]
-  params, scorer, one_params, one_row = build(network)
+  params, scorer, one_params, one_row = build(network, args.rows_per_call)
 
   fast = lambda: [s.loglik for s in scorer.score(params, vocab, pairs)]
   slow = lambda: [s.loglik for s in one_row.score(one_params, vocab, pairs)]
@@ -100,7 +102,7 @@ def main(argv=None) -> dict:
   seconds = {k: statistics.median(v) for k, v in rounds.items()}
   result = {
       "benchmark": "capability_scoring", "network": network, "questions": count,
-      "choices_per_question": 4, "rows": len(pairs),
+      "choices_per_question": 4, "rows": len(pairs), "rows_per_call": args.rows_per_call,
       "devices": [str(d) for d in jax.devices()], "machine": platform.processor() or
       platform.machine(), "cpu_count": os.cpu_count(),
       "questions_per_s": {k: round(count / s, 2) for k, s in seconds.items()},

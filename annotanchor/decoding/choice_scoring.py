@@ -8,9 +8,14 @@ The score is the summed log-probability of those tokens:
   context "an owl who knew every", continuation " star"
   tokens   [BOS, ▁an, ▁owl, ▁who, ▁knew, ▁every, ▁star]
   inputs   [BOS, ▁an, ▁owl, ▁who, ▁knew, ▁every, pad..]     tokens[:-1], right-padded
-  targets  [▁an, ▁owl, ▁who, ▁knew, ▁every, ▁star, pad..]   tokens[1:]
-  weights  [0,   0,    0,    0,     0,      1,     0.. ]    1 on the continuation
+  picks    [5, 0, ...]          the input positions whose next token is the continuation's
+  targets  [▁star, pad, ...]    those next tokens
+  weights  [1, 0, ...]          1 on real picks (picks are padded to a multiple of 8)
   score    log p(▁star | BOS ▁an ▁owl ▁who ▁knew ▁every)
+
+Only the picked positions' logits go through the float32 log-softmax: over the whole
+[rows, length, vocab] block it was the memory traffic that made batched scoring slower
+than one row at a time on a CPU (benchmarks/capability_scoring.py).
 
 Rows are sorted by length and cut into calls of `rows_per_call` rows, each padded to a
 multiple of `length_bucket` tokens (few compiled shapes); right padding (id 0, which may
@@ -66,11 +71,17 @@ def continuation_tokens(vocabulary: seqio.Vocabulary, context: str,
   return whole, start
 
 
-def _score_rows(network: Decoder, params, inputs, targets, weights):
-  """(summed log-probability, all-greedy) per row: float32 log-softmax over the logits."""
-  logits = network.apply({"params": params}, inputs).astype(jnp.float32)
-  logp = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1)[..., 0]
-  greedy = (jnp.argmax(logits, -1) == targets) | (weights == 0)
+# Picks per row are padded to a multiple of this (few compiled shapes).
+PICK_BUCKET = 8
+
+
+def _score_rows(network: Decoder, params, inputs, picks, targets, weights):
+  """(summed log-probability, all-greedy) per row over the picked positions, in float32."""
+  logits = network.apply({"params": params}, inputs)
+  picked = jnp.take_along_axis(logits, picks[..., None], axis=1).astype(jnp.float32)
+  logp = (jnp.take_along_axis(picked, targets[..., None], -1)[..., 0]
+          - jax.nn.logsumexp(picked, -1))
+  greedy = (jnp.argmax(picked, -1) == targets) | (weights == 0)
   return jnp.sum(logp * weights, -1), jnp.all(greedy, -1)
 
 
@@ -93,8 +104,8 @@ class ContinuationScorer:
     rows = partitioning.batch_sharding(mesh)
     network = Decoder(config)
     self._score = partitioning.logical_jit(
-        lambda p, i, t, w: _score_rows(network, p, i, t, w), mesh,
-        in_shardings=(param_shardings, rows, rows, rows), out_shardings=(rows, rows))
+        lambda p, i, k, t, w: _score_rows(network, p, i, k, t, w), mesh,
+        in_shardings=(param_shardings, rows, rows, rows, rows), out_shardings=(rows, rows))
 
   def score(self, params: Any, vocabulary: seqio.Vocabulary,
             pairs: Sequence[tuple[str, str]],
@@ -114,15 +125,19 @@ class ContinuationScorer:
       chunk = order[first:first + self.rows_per_call]
       longest = max(len(encoded[i][0]) for i in chunk) - 1
       length = -(-longest // self.length_bucket) * self.length_bucket
+      most = max(len(encoded[i][0]) - encoded[i][1] for i in chunk)
       inputs = np.zeros((self.rows_per_call, length), np.int32)
-      targets = np.zeros_like(inputs)
-      weights = np.zeros(inputs.shape, np.float32)
+      picks = np.zeros((self.rows_per_call, -(-most // PICK_BUCKET) * PICK_BUCKET), np.int32)
+      targets = np.zeros_like(picks)
+      weights = np.zeros(picks.shape, np.float32)
       for row, i in enumerate(chunk):
         tokens, start = encoded[i]
+        n = len(tokens) - start
         inputs[row, :len(tokens) - 1] = tokens[:-1]
-        targets[row, :len(tokens) - 1] = tokens[1:]
-        weights[row, start - 1:len(tokens) - 1] = 1.0
-      loglik, greedy = jax.device_get(self._score(params, inputs, targets, weights))
+        picks[row, :n] = np.arange(start - 1, len(tokens) - 1)
+        targets[row, :n] = tokens[start:]
+        weights[row, :n] = 1.0
+      loglik, greedy = jax.device_get(self._score(params, inputs, picks, targets, weights))
       for row, i in enumerate(chunk):
         out[i] = ContinuationScore(float(loglik[row]), int(weights[row].sum()),
                                    bool(greedy[row]))
