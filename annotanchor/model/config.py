@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from annotanchor.errors import SettingError
 
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ATTENTION_KERNELS = ("auto", "splash", "cudnn", "xla", "cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,9 @@ class TransformerConfig:
     scan_layers: run the blocks with `nn.scan` (one compiled block: faster compiles at depth).
     remat_policy: what the backward pass keeps: "none" (everything), "full" (only block
       inputs), "dots" (matmul outputs), "dots_no_batch" (matmuls without batch dimensions).
+    attention: the training attention kernel (model/attention_kernels.py): "auto" (by the
+      platform compiled for: splash on TPU, cudnn on GPU, cpu on CPU), "splash", "cudnn"
+      (bf16 compute), "xla" (plain reference) or "cpu" (query blocks, tuned for XLA:CPU).
     norm_eps: RMSNorm epsilon.
     init_std: standard deviation of the normal initialisers.
   """
@@ -50,6 +54,7 @@ class TransformerConfig:
   param_dtype: str = "float32"
   scan_layers: bool = False
   remat_policy: str = "none"
+  attention: str = "auto"
   norm_eps: float = 1e-6
   init_std: float = 0.02
 
@@ -61,6 +66,11 @@ class TransformerConfig:
       raise SettingError(f"head_dim={self.head_dim} must be even for rotary embeddings")
     if self.remat_policy not in REMAT_POLICIES:
       raise SettingError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+    if self.attention not in ATTENTION_KERNELS:
+      raise SettingError(f"attention={self.attention!r}; expected one of {ATTENTION_KERNELS}")
+    if self.attention == "cudnn" and self.dtype != "bfloat16":
+      raise SettingError(f"attention='cudnn' needs dtype='bfloat16' (cuDNN's flash attention "
+                         f"does not run {self.dtype})")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in ("float32", "bfloat16"):
         raise SettingError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")
