@@ -17,8 +17,9 @@ attention within each segment:
 
 "auto" picks by the platform the step is compiled for (the devices of the mesh in scope
 under `partitioning.logical_jit`, so a TPU AOT compile on a CPU host gets splash; else the
-default backend): splash on TPU, cudnn on GPU for bf16 compute (xla for float32, which
-cuDNN's flash attention does not run), cpu on CPU.
+default backend): splash on TPU (xla for rows whose length does not divide by 128),
+cudnn on GPU for bf16 compute (xla for float32, which cuDNN's flash attention does not
+run), cpu on CPU.
 """
 from __future__ import annotations
 
@@ -46,13 +47,14 @@ def target_platform() -> str:
   return "gpu" if platform in ("cuda", "rocm") else platform
 
 
-def resolve(attention: str, dtype) -> str:
-  """The kernel `attention` names; "auto" chosen by `target_platform()` and `dtype`."""
+def resolve(attention: str, dtype, length: int) -> str:
+  """The kernel `attention` names; "auto" chosen by `target_platform()`, `dtype` and the
+  row length (splash's blocks need a multiple of 128; shorter or odd rows get xla)."""
   if attention != "auto":
     return attention
   platform = target_platform()
   if platform == "tpu":
-    return "splash"
+    return "splash" if length % _SPLASH_BLOCKS[-1] == 0 else "xla"
   if platform == "gpu":
     return "cudnn" if jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) else "xla"
   return "cpu"

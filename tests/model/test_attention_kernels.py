@@ -143,13 +143,14 @@ def test_splash_under_a_mesh_is_sharded_and_matches():
 
 def test_auto_follows_the_platform_compiled_for(monkeypatch):
   monkeypatch.setattr(ak, "target_platform", lambda: "tpu")
-  assert ak.resolve("auto", jnp.bfloat16) == "splash"
+  assert ak.resolve("auto", jnp.bfloat16, 2048) == "splash"
+  assert ak.resolve("auto", jnp.bfloat16, 64) == "xla"  # below splash's block
   monkeypatch.setattr(ak, "target_platform", lambda: "gpu")
-  assert ak.resolve("auto", jnp.bfloat16) == "cudnn"
-  assert ak.resolve("auto", jnp.float32) == "xla"
+  assert ak.resolve("auto", jnp.bfloat16, 2048) == "cudnn"
+  assert ak.resolve("auto", jnp.float32, 2048) == "xla"
   monkeypatch.setattr(ak, "target_platform", lambda: "cpu")
-  assert ak.resolve("auto", jnp.bfloat16) == "cpu"
-  assert ak.resolve("splash", jnp.float32) == "splash"
+  assert ak.resolve("auto", jnp.bfloat16, 2048) == "cpu"
+  assert ak.resolve("splash", jnp.float32, 256) == "splash"
 
 
 def test_target_platform_is_the_mesh_devices():
