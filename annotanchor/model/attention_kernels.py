@@ -5,8 +5,9 @@ head_dim] (grouped-query: query head i reads key/value head i // (heads // kv_he
 the packing segment ids [batch, length] (None when unpacked), and computes causal softmax
 attention within each segment:
 
-  splash  TPU: Pallas splash attention (CausalMask, SegmentIds); on another backend it runs
-          in Pallas interpret mode (exact but slow: for tests).
+  splash  TPU: Pallas splash attention (CausalMask, SegmentIds; rows padded at the end to a
+          multiple of 128); on another backend it runs in Pallas interpret mode (exact but
+          slow: for tests).
   cudnn   GPU: `jax.nn.dot_product_attention(implementation="cudnn")`, causal, with packed
           rows as a [batch, 1, length, length] segment mask (jax.nn has no segment-id
           argument; cuDNN reads the mask as an additive bias inside its flash kernel). Off
@@ -17,8 +18,7 @@ attention within each segment:
 
 "auto" picks by the platform the step is compiled for (the devices of the mesh in scope
 under `partitioning.logical_jit`, so a TPU AOT compile on a CPU host gets splash; else the
-default backend): splash on TPU (xla for rows whose length does not divide by 128),
-cudnn on GPU for bf16 compute (xla for float32, which cuDNN's flash attention does not
+default backend): splash on TPU, cudnn on GPU for bf16 compute (xla for float32, which cuDNN's flash attention does not
 run), cpu on CPU.
 """
 from __future__ import annotations
@@ -29,7 +29,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from annotanchor.errors import SettingError
 
 # Large negative instead of -inf: a query whose keys are all masked (a left-padding slot
 # in the decode cache) gets a uniform softmax rather than NaN.
@@ -47,14 +46,13 @@ def target_platform() -> str:
   return "gpu" if platform in ("cuda", "rocm") else platform
 
 
-def resolve(attention: str, dtype, length: int) -> str:
-  """The kernel `attention` names; "auto" chosen by `target_platform()`, `dtype` and the
-  row length (splash's blocks need a multiple of 128; shorter or odd rows get xla)."""
+def resolve(attention: str, dtype) -> str:
+  """The kernel `attention` names; "auto" chosen by `target_platform()` and `dtype`."""
   if attention != "auto":
     return attention
   platform = target_platform()
   if platform == "tpu":
-    return "splash" if length % _SPLASH_BLOCKS[-1] == 0 else "xla"
+    return "splash"
   if platform == "gpu":
     return "cudnn" if jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) else "xla"
   return "cpu"
@@ -100,12 +98,9 @@ def cudnn_attention(q, k, v, segment_ids, dtype, implementation: str | None = No
 
 
 def splash_block(length: int) -> int:
-  """The splash block size for rows of `length`: the largest of 512/256/128 dividing it."""
-  for block in _SPLASH_BLOCKS:
-    if length % block == 0:
-      return block
-  raise SettingError(f"attention='splash' needs rows whose length divides by "
-                     f"{_SPLASH_BLOCKS[-1]} (its kernel's block), got {length}")
+  """The splash block for rows of `length` (a multiple of 128): the largest of 512/256/128
+  dividing it."""
+  return next(block for block in _SPLASH_BLOCKS if length % block == 0)
 
 
 def _splash_local(q, k, v, segment_ids, interpret: bool):
@@ -138,7 +133,14 @@ def splash_attention(q, k, v, segment_ids, dtype, interpret: bool | None = None)
   """
   if interpret is None:
     interpret = target_platform() != "tpu"
-  d = q.shape[-1]
+  length, d = q.shape[1], q.shape[-1]
+  # Rows are padded at the end to a multiple of the block: under the causal mask no real
+  # query sees the padding, and its own outputs are cut off.
+  pad = -length % _SPLASH_BLOCKS[-1]
+  if pad:
+    q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
+    if segment_ids is not None:
+      segment_ids = jnp.pad(segment_ids, ((0, 0), (0, pad)))
   qh = (q * (1.0 / d**0.5)).astype(q.dtype).transpose(0, 2, 1, 3)  # splash does not scale.
   kh, vh = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
   args, local = (qh, kh, vh, segment_ids), functools.partial(_splash_local, interpret=interpret)
@@ -152,7 +154,7 @@ def splash_attention(q, k, v, segment_ids, dtype, interpret: bool | None = None)
     local = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=specs[0],
                           check_vma=False)
   out = local(*args)
-  return out.transpose(0, 2, 1, 3).astype(dtype)
+  return out.transpose(0, 2, 1, 3)[:, :length].astype(dtype)
 
 
 # The kernels `Attention` calls by name for training; "cpu" lives in layers.py.

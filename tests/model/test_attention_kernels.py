@@ -88,6 +88,17 @@ def test_ignoring_segment_ids_is_caught(name):
                     want_grads)
 
 
+def test_splash_pads_rows_to_its_block():
+  """A row of 200 tokens (not a multiple of 128) runs padded to 256, forward and backward."""
+  q, k, v = (x[:, :200] for x in _qkv())
+  seg = _segments()[:, :200]
+  want = ak.xla_attention(q, k, v, seg, jnp.float32)
+  np.testing.assert_allclose(KERNELS["splash"](q, k, v, seg), want, **TOL)
+  for g, w in zip(_grads(KERNELS["splash"], q, k, v, seg),
+                  _grads(lambda *a: ak.xla_attention(*a, jnp.float32), q, k, v, seg)):
+    np.testing.assert_allclose(g, w, **TOL)
+
+
 def test_unpacked_rows_are_plain_causal():
   q, k, v = _qkv()
   want = ak.xla_attention(q, k, v, None, jnp.float32)
@@ -143,14 +154,13 @@ def test_splash_under_a_mesh_is_sharded_and_matches():
 
 def test_auto_follows_the_platform_compiled_for(monkeypatch):
   monkeypatch.setattr(ak, "target_platform", lambda: "tpu")
-  assert ak.resolve("auto", jnp.bfloat16, 2048) == "splash"
-  assert ak.resolve("auto", jnp.bfloat16, 64) == "xla"  # below splash's block
+  assert ak.resolve("auto", jnp.bfloat16) == "splash"
   monkeypatch.setattr(ak, "target_platform", lambda: "gpu")
-  assert ak.resolve("auto", jnp.bfloat16, 2048) == "cudnn"
-  assert ak.resolve("auto", jnp.float32, 2048) == "xla"
+  assert ak.resolve("auto", jnp.bfloat16) == "cudnn"
+  assert ak.resolve("auto", jnp.float32) == "xla"
   monkeypatch.setattr(ak, "target_platform", lambda: "cpu")
-  assert ak.resolve("auto", jnp.bfloat16, 2048) == "cpu"
-  assert ak.resolve("splash", jnp.float32, 256) == "splash"
+  assert ak.resolve("auto", jnp.bfloat16) == "cpu"
+  assert ak.resolve("splash", jnp.float32) == "splash"
 
 
 def test_target_platform_is_the_mesh_devices():
@@ -165,5 +175,3 @@ def test_bad_settings_are_refused():
     dataclasses.replace(CFG, attention="flash")
   with pytest.raises(SettingError, match="bfloat16"):
     dataclasses.replace(CFG, attention="cudnn")
-  with pytest.raises(SettingError, match="divides by 128"):
-    ak.splash_block(200)
