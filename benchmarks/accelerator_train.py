@@ -98,7 +98,7 @@ def train_figures(config, args, mesh, peak: float) -> dict:
   step_s = (time.perf_counter() - start) / args.steps
   tokens_per_s = args.batch * args.seq_len / step_s
   with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
-    kernel = attention_kernels.resolve(config.attention, config.compute_dtype, args.seq_len)
+    kernel = attention_kernels.resolve(config.attention, config.compute_dtype)
   flops_per_token = config.flops_per_token(args.seq_len)
   return {"attention_kernel": kernel, "rows": args.batch, "length": args.seq_len,
           "microbatches": args.microbatches, "steps": args.steps,
