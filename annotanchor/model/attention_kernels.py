@@ -97,6 +97,11 @@ def cudnn_attention(q, k, v, segment_ids, dtype, implementation: str | None = No
   return out.astype(dtype)
 
 
+def splash_padded_length(length: int) -> int:
+  """The row length splash runs at: `length` rounded up to its smallest block, 128."""
+  return -(-length // _SPLASH_BLOCKS[-1]) * _SPLASH_BLOCKS[-1]
+
+
 def splash_block(length: int) -> int:
   """The splash block for rows of `length` (a multiple of 128): the largest of 512/256/128
   dividing it."""
@@ -136,7 +141,7 @@ def splash_attention(q, k, v, segment_ids, dtype, interpret: bool | None = None)
   length, d = q.shape[1], q.shape[-1]
   # Rows are padded at the end to a multiple of the block: under the causal mask no real
   # query sees the padding, and its own outputs are cut off.
-  pad = -length % _SPLASH_BLOCKS[-1]
+  pad = splash_padded_length(length) - length
   if pad:
     q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
     if segment_ids is not None:

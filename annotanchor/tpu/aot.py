@@ -245,13 +245,15 @@ def kernel_attention_flops(config: TransformerConfig, mesh: Mesh, batch_size: in
 
   The score and value matmuls as XLA counts them for the xla kernel (masked blocks not
   subtracted): forward 4 x layers x heads x head_dim x length per token, backward twice
-  that, and the forward once more when the layers are rematerialised.
+  that, and the forward once more when the layers are rematerialised; at the length the
+  kernel runs (rows padded to a multiple of 128).
   """
   if train_attention_kernel(config, mesh) != "splash":
     return 0.0
-  forward = 4 * config.num_layers * config.num_heads * config.head_dim * length
+  padded = attention_kernels.splash_padded_length(length)
+  forward = 4 * config.num_layers * config.num_heads * config.head_dim * padded
   passes = 3 + (config.remat_policy != "none")
-  return forward * passes * batch_size * length / mesh.size
+  return forward * passes * batch_size * padded / mesh.size
 
 
 def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, batch_size: int,
