@@ -48,6 +48,10 @@ setuptools.setup(
         # `annotanchor compile`: XLA:TPU for ahead-of-time compiles on any host, and the TPU
         # runtime on TPU VMs. The libtpu build that matches jax 0.10.2 (jax[tpu]==0.10.2).
         "tpu": ["libtpu==0.0.42.1"],
+        # NVIDIA GPUs: the CUDA 12 build of the pinned jax (its PJRT plugin, and CUDA, cuDNN
+        # and NCCL as pip wheels; needs an NVIDIA driver >= 525). attention="auto" then
+        # picks cuDNN's flash attention.
+        "gpu": ["jax[cuda12]==0.10.2"],
     },
     entry_points={"console_scripts": ["annotanchor=annotanchor.cli:main"]},
 )

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
       return 2
     print(usage)
     return 0
-  platforms.default_to_cpu_without_tpu()  # Before any subcommand imports JAX.
+  platforms.choose_platform()  # Before any subcommand imports JAX.
   module = importlib.import_module(SUBCOMMANDS[argv[0]])
   return module.main(argv[1:]) or 0
 

@@ -109,6 +109,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
       "decode_rows": rows, "decode_slots": decode_slots or length,
       "num_params": config.num_params(), "model_flops_per_step": model_flops,
       "remat_policy": config.remat_policy, "dtype": config.dtype,
+      "attention": aot.train_attention_kernel(config, mesh),
       "steps": summaries, "fits": all(s["fits"] for s in summaries),
       "wall_seconds": time.perf_counter() - start_wall,
       "cpu_seconds": time.process_time() - start_cpu}

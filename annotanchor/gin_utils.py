@@ -144,7 +144,7 @@ def run_module_main(module_name: str) -> None:
 
   from annotanchor import platforms
 
-  platforms.default_to_cpu_without_tpu()  # Before the module imports JAX.
+  platforms.choose_platform()  # Before the module imports JAX.
   sys.exit(importlib.import_module(module_name).main())
 
 

@@ -11,7 +11,12 @@ TPU figures per chip from Google Cloud's system-architecture pages (retrieved 20
 v4 and v5p chips hold two TensorCores run as one device (megacore) and their slice names
 count TensorCores (v4-32 = 16 chips); v5e and v6e slice names count chips (v5e-64 = 64).
 Multi-host slices put 4 chips on each host (v5e and v6e single-host VMs hold up to 8).
-GPU figures: NVIDIA's H100/H200 and A100 data sheets (dense bf16 Tensor Core peak).
+GPU figures: dense bf16 Tensor Core peak per GPU (the data sheets quote "with sparsity",
+twice these), matched by `jax.Device.device_kind` prefix, the longer names first:
+  H100 SXM (80GB HBM3)  989 TFLOP/s, H100 PCIe 756, H100 NVL 835
+      https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet
+  H200 SXM  989 TFLOP/s, H200 NVL 835   https://www.nvidia.com/en-us/data-center/h200/
+  A100 (SXM4 and PCIe, 40/80GB) 312     https://www.nvidia.com/en-us/data-center/a100/
 """
 from __future__ import annotations
 
@@ -59,9 +64,13 @@ CHIPS = {
 }
 
 
-# Dense bf16 peak per GPU, by `jax.Device.device_kind` prefix.
+# Dense bf16 peak per GPU, by `jax.Device.device_kind` prefix (sources above); a kind that
+# is a prefix of another comes after it.
 GPU_PEAK_BF16_FLOPS = {
     "NVIDIA H100 80GB HBM3": 989e12,
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H100 NVL": 835e12,
+    "NVIDIA H200 NVL": 835e12,
     "NVIDIA H200": 989e12,
-    "NVIDIA A100-SXM4-80GB": 312e12,
+    "NVIDIA A100": 312e12,
 }

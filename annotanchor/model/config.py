@@ -11,6 +11,7 @@ REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 ROPE_TYPES = ("default", "llama3")
 QK_NORM_SCOPES = ("head", "projection")
 NORM_PLACEMENTS = ("pre", "post")
+ATTENTION_KERNELS = ("auto", "splash", "cudnn", "xla", "cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TransformerConfig:
     scan_layers: run the blocks with `nn.scan` (one compiled block: faster compiles at depth).
     remat_policy: what the backward pass keeps: "none" (everything), "full" (only block
       inputs), "dots" (matmul outputs), "dots_no_batch" (matmuls without batch dimensions).
+    attention: the training attention kernel (model/attention_kernels.py): "auto" (by the
+      platform compiled for: splash on TPU, cudnn on GPU, cpu on CPU), "splash", "cudnn"
+      (bf16 compute), "xla" (plain reference) or "cpu" (query blocks, tuned for XLA:CPU).
     norm_eps: RMSNorm epsilon.
     init_std: standard deviation of the normal initialisers.
     qk_norm_scope: "head": each head normalised over head_dim with one head_dim scale
@@ -72,6 +76,7 @@ class TransformerConfig:
   param_dtype: str = "float32"
   scan_layers: bool = False
   remat_policy: str = "none"
+  attention: str = "auto"
   norm_eps: float = 1e-6
   init_std: float = 0.02
   qk_norm_scope: str = "head"
@@ -102,6 +107,11 @@ class TransformerConfig:
           f"rope_low_freq_factor > 0 and rope_original_max_len > 0; got {self.rope_factor}, "
           f"{self.rope_high_freq_factor}, {self.rope_low_freq_factor}, "
           f"{self.rope_original_max_len}")
+    if self.attention not in ATTENTION_KERNELS:
+      raise SettingError(f"attention={self.attention!r}; expected one of {ATTENTION_KERNELS}")
+    if self.attention == "cudnn" and self.dtype != "bfloat16":
+      raise SettingError(f"attention='cudnn' needs dtype='bfloat16' (cuDNN's flash attention "
+                         f"does not run {self.dtype})")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in ("float32", "bfloat16"):
         raise SettingError(f"{name}={getattr(self, name)!r}; expected 'float32' or 'bfloat16'")

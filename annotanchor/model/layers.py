@@ -13,11 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from annotanchor.model import attention_kernels
+from annotanchor.model.attention_kernels import MASK_VALUE as _MASK_VALUE
 from annotanchor.model.config import TransformerConfig
-
-# Large negative instead of -inf: a query whose keys are all masked (a left-padding slot
-# in the decode cache) gets a uniform softmax rather than NaN.
-_MASK_VALUE = -1e10
 
 
 def logical_init(std: float, axes: tuple[str, ...]):
@@ -294,16 +292,16 @@ class Attention(nn.Module):
                   ("batch", "length", "kv_heads", "kv"))
     v = constrain(v, ("batch", "length", "kv_heads", "kv"))
 
-    length = x.shape[1]
-    slots = jnp.arange(length)
-    mask = jnp.broadcast_to(slots[:, None] >= slots[None, :], (x.shape[0], length, length))
-    if segment_ids is not None:
-      mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
+    mask = attention_kernels.segment_mask(segment_ids, x.shape[1], x.shape[0])
     if self.decode:
       k, v, mask = self._attend_through_cache(k, v, segment_ids, mask)
 
-    attend = cached_attention if self.decode else causal_attention
-    out = attend(q, k, v, mask, cfg.compute_dtype)
+    kernel = attention_kernels.resolve(cfg.attention, cfg.compute_dtype)
+    if self.decode or kernel == "cpu":  # Decoding: see README "Attention kernels".
+      attend = cached_attention if self.decode else causal_attention
+      out = attend(q, k, v, mask, cfg.compute_dtype)
+    else:
+      out = attention_kernels.KERNELS[kernel](q, k, v, segment_ids, cfg.compute_dtype)
     out = constrain(out, ("batch", "length", "heads", "kv"))
     return dense(cfg.d_model, axis=(-2, -1), name="out",
                  kernel_init=logical_init(cfg.init_std, ("heads", "kv", "embed")))(out)
@@ -367,6 +365,10 @@ def _matmul_bwd(res, g):
 _matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
+def _plain_matmul(x, w):
+  return jnp.einsum("...k,kn->...n", x, w)
+
+
 class Dense(nn.Module):
   """nn.DenseGeneral without bias over the last `in_axes` input axes, with the same parameter
   ("kernel", [*contracted input dims, *features]), computed through `_matmul`."""
@@ -384,7 +386,9 @@ class Dense(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (*contracted, *features), self.param_dtype)
     k = math.prod(contracted)
     x2 = x.astype(self.dtype).reshape(*x.shape[:x.ndim - self.in_axes], k)
-    y = _matmul(x2, kernel.astype(self.dtype).reshape(k, math.prod(features)))
+    # The barrier's explicit transpose is an XLA:CPU layout fix; elsewhere a plain dot.
+    matmul = _matmul if attention_kernels.target_platform() == "cpu" else _plain_matmul
+    y = matmul(x2, kernel.astype(self.dtype).reshape(k, math.prod(features)))
     return y.reshape(*x.shape[:x.ndim - self.in_axes], *features)
 
 

@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from annotanchor import platforms
 from annotanchor.decoding import model_sampler
 from annotanchor.errors import SettingError
+from annotanchor.model import attention_kernels
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import PACKING_FEATURES, REQUIRED_FEATURES, DecoderOnlyModel
 from annotanchor.model.transformer import Decoder
@@ -231,6 +232,30 @@ def _loop_corrected_cost(compiled, config: TransformerConfig, microbatches: int,
   return cost
 
 
+def train_attention_kernel(config: TransformerConfig, mesh: Mesh) -> str:
+  """The kernel the train step runs for `mesh`'s devices ("auto" resolved)."""
+  with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+    return attention_kernels.resolve(config.attention, config.compute_dtype)
+
+
+def kernel_attention_flops(config: TransformerConfig, mesh: Mesh, batch_size: int,
+                           length: int) -> float:
+  """Per-chip FLOPs of the train step's Pallas attention kernels, which XLA's cost analysis
+  counts as zero (splash gives its pallas_call no cost estimate); 0 for the other kernels.
+
+  The score and value matmuls as XLA counts them for the xla kernel (masked blocks not
+  subtracted): forward 4 x layers x heads x head_dim x length per token, backward twice
+  that, and the forward once more when the layers are rematerialised; at the length the
+  kernel runs (rows padded to a multiple of 128).
+  """
+  if train_attention_kernel(config, mesh) != "splash":
+    return 0.0
+  padded = attention_kernels.splash_padded_length(length)
+  forward = 4 * config.num_layers * config.num_heads * config.head_dim * padded
+  passes = 3 + (config.remat_policy != "none")
+  return forward * passes * batch_size * padded / mesh.size
+
+
 def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, batch_size: int,
                        length: int, microbatches: int = 1, nan_policy: str = "skip",
                        pack: bool = True) -> CompiledStep:
@@ -254,8 +279,14 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
 
   lowered, abstract = lower_at(model.config, microbatches, unroll=False)
   arrays = array_shards(abstract, "state") + array_shards(batch, "batch")
-  return _compiled_step("train", lowered, arrays, start, lambda compiled: _loop_corrected_cost(
-      compiled, model.config, microbatches, lambda c, m: lower_at(c, m)[0]))
+  kernels = Cost(kernel_attention_flops(model.config, mesh, batch_size, length), 0.0)
+
+  def cost_of(compiled):
+    cost = _loop_corrected_cost(compiled, model.config, microbatches,
+                                lambda c, m: lower_at(c, m)[0])
+    return None if cost is None else cost + kernels
+
+  return _compiled_step("train", lowered, arrays, start, cost_of)
 
 
 def compile_decode_step(config: TransformerConfig, mesh: Mesh, *, rows: int,

@@ -47,7 +47,7 @@ from annotanchor.training import checkpoints
 
 METADATA_VERSION = 1
 # TransformerConfig fields that change how the same weights run, not what they compute.
-OVERRIDABLE = frozenset({"max_len", "dtype", "remat_policy", "init_std"})
+OVERRIDABLE = frozenset({"max_len", "dtype", "remat_policy", "attention", "init_std"})
 
 
 class CheckpointSettingsError(UserError, ValueError):

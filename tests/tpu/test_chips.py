@@ -41,3 +41,19 @@ def test_mfu_peaks_come_from_the_chip_table():
   # Prefix matching: the v5e kind must be tried before v5p's bare "TPU v5".
   kinds = list(PEAK_FLOPS_BY_KIND)
   assert kinds.index("TPU v5 lite") < kinds.index("TPU v5")
+
+
+@pytest.mark.parametrize("kind,peak", [
+    ("NVIDIA H100 80GB HBM3", 989e12),  # SXM
+    ("NVIDIA H100 PCIe", 756e12),
+    ("NVIDIA H200", 989e12),
+    ("NVIDIA H200 NVL", 835e12),  # must not match the bare "NVIDIA H200"
+    ("NVIDIA A100-SXM4-40GB", 312e12),
+    ("NVIDIA A100 80GB PCIe", 312e12),
+])
+def test_gpu_peaks_by_device_kind(monkeypatch, kind, peak):
+  import types
+
+  from annotanchor.training import flops
+  monkeypatch.setattr(flops.jax, "devices", lambda: [types.SimpleNamespace(device_kind=kind)])
+  assert flops.peak_flops_per_device() == (peak, f"spec sheet ({kind})")
