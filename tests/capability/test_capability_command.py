@@ -23,20 +23,14 @@ def trained(tmp_path_factory):
   corpus = root / "facts.jsonl"
   corpus.write_text("".join(json.dumps({"text": t, "annotations": ["<ann> kind:fact </ann>"]})
                             + "\n" for t in texts))
-  corpus_gin = root / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@facts/registration.JsonlCorpus()]
-facts/registration.JsonlCorpus.name = 'facts'
-facts/registration.JsonlCorpus.vocabulary_path = '{vocab}'
-facts/registration.JsonlCorpus.documents = {{'train': '{corpus}'}}
-facts/registration.JsonlCorpus.cache_dir = '{root / "cache"}'
-""")
   done = run(["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/pretrain.gin",
-              f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{root / 'run'}'",
+              "--gin_file=gin/runs/user_corpus.gin", f"--gin.VOCABULARY='{vocab}'",
+              f"--gin.DOCUMENTS={{'train': '{corpus}'}}",
+              f"--gin.user/registration.JsonlCorpus.cache_dir='{root / 'cache'}'",
+              f"--gin.MODEL_DIR='{root / 'run'}'",
               "--gin.TRAIN_STEPS=120", "--gin.BATCH_SIZE=8",
               "--gin.TASK_FEATURE_LENGTHS={'targets': 32}",
-              "--gin.MIXTURE_OR_TASK_NAME='facts_pretrain_plain'", "--gin.VOCAB_SIZE=512",
+              "--gin.MIXTURE_OR_TASK_NAME='user_pretrain_plain'", "--gin.VOCAB_SIZE=512",
               "--gin.optim.OptimizerConfig.learning_rate=3e-3"], timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   return root

@@ -17,11 +17,11 @@ SHARED_TYPO = "StoryworldConfig.num_pretrain_doc=120"
 
 
 @pytest.mark.parametrize("anchored_bindings, shared_bindings, needles", [
-    ([TYPO], [], ["step [5/9] fine-tune sft_anchored", f"binding '{TYPO}'",
+    ([TYPO], [], ["step [5/14] fine-tune sft_anchored", f"binding '{TYPO}'",
                   "doesn't have a parameter named 'annotation_only_rat'"]),
-    ([SYNTAX], [], ["step [5/9] fine-tune sft_anchored", f"binding '{SYNTAX}'",
+    ([SYNTAX], [], ["step [5/14] fine-tune sft_anchored", f"binding '{SYNTAX}'",
                     "Expected newline"]),
-    ([], [SHARED_TYPO], ["step [1/9] build the corpus", f"binding '{SHARED_TYPO}'",
+    ([], [SHARED_TYPO], ["step [1/14] build the corpus", f"binding '{SHARED_TYPO}'",
                          "doesn't have a parameter named 'num_pretrain_doc'"]),
 ], ids=["misspelled", "bad_syntax", "demo_bindings"])
 def test_a_bad_binding_stops_the_demo_before_its_first_step(tmp_path, anchored_bindings,
@@ -36,5 +36,5 @@ def test_a_bad_binding_stops_the_demo_before_its_first_step(tmp_path, anchored_b
   seconds = time.perf_counter() - start
   assert_one_line_error(result, "demo", "DemoError", *needles)
   assert seconds < 30, seconds
-  assert "[1/9]" not in result.stdout  # No step started, not even the corpus build.
+  assert "[1/14]" not in result.stdout  # No step started, not even the corpus build.
   assert not out.exists() and not (tmp_path / "cache").exists()

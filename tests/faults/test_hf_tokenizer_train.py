@@ -22,24 +22,17 @@ def setup(tmp_path_factory):
   tokenizer = hf_tokenizer.build(root / "tok")
   corpus = root / "docs.jsonl"
   corpus.write_text((json.dumps(DOC) + "\n") * 8)
-  corpus_gin = root / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import hf_vocabulary
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@user/registration.JsonlCorpus()]
-user/registration.JsonlCorpus.name = 'user'
-user/registration.JsonlCorpus.vocabulary_path = '{tokenizer}'
-user/registration.JsonlCorpus.documents = {{'train': '{corpus}'}}
-user/registration.JsonlCorpus.cache_dir = '{root / "cache"}'
-hf_vocabulary.HuggingFaceVocabulary.markers = 'special'
-""")
+  corpus_flags = ["--gin_file=gin/runs/user_corpus.gin", f"--gin.VOCABULARY='{tokenizer}'",
+                  f"--gin.DOCUMENTS={{'train': '{corpus}'}}",
+                  f"--gin.user/registration.JsonlCorpus.cache_dir='{root / 'cache'}'",
+                  "--gin.hf_vocabulary.HuggingFaceVocabulary.markers='special'"]
   size = HuggingFaceVocabulary(tokenizer, markers="special").vocab_size
-  return root, str(corpus_gin), size
+  return root, corpus_flags, size
 
 
-def _train(model_dir, corpus_gin, vocab_size):
+def _train(model_dir, corpus_flags, vocab_size):
   return run(["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/pretrain.gin",
-              f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{model_dir}'",
+              *corpus_flags, f"--gin.MODEL_DIR='{model_dir}'",
               "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=2",
               "--gin.TASK_FEATURE_LENGTHS={'targets': 64}",
               "--gin.MIXTURE_OR_TASK_NAME='user_pretrain'", f"--gin.VOCAB_SIZE={vocab_size}"],
@@ -48,9 +41,9 @@ def _train(model_dir, corpus_gin, vocab_size):
 
 @pytest.fixture(scope="module")
 def model_dir(setup):
-  root, corpus_gin, size = setup
+  root, corpus_flags, size = setup
   path = root / "run"
-  done = _train(path, corpus_gin, size)
+  done = _train(path, corpus_flags, size)
   assert done.returncode == 0, done.stderr[-3000:]
   # The grown size is reported where the vocabulary is built.
   assert f"vocabulary size {size}" in done.stderr, done.stderr[-3000:]
@@ -80,8 +73,8 @@ def test_training_copies_the_tokenizer_and_infer_needs_only_the_checkpoint(model
 
 
 def test_a_tokenizer_larger_than_the_embedding_is_one_line(setup, tmp_path):
-  _, corpus_gin, size = setup
-  done = _train(tmp_path / "run", corpus_gin, size - 3)
+  _, corpus_flags, size = setup
+  done = _train(tmp_path / "run", corpus_flags, size - 3)
   assert_one_line_error(done, "train", f"vocab_size={size - 3}", f"{size} ids")
   assert not os.path.exists(tmp_path / "run" / "checkpoints")
 

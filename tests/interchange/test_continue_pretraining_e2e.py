@@ -39,7 +39,7 @@ def test_import_pretrain_sft_export_generate(tmp_path):
   base = tmp_path / "base"
   assert import_hf(hf_dir, base).returncode == 0
   docs = {"train": _jsonl(tmp_path / "docs.jsonl", DOCS * 4)}
-  corpus = [f"--gin.TOKENIZER='{base / 'hf_tokenizer'}'", f"--gin.DOCUMENTS={docs!r}",
+  corpus = [f"--gin.VOCABULARY='{base / 'hf_tokenizer'}'", f"--gin.DOCUMENTS={docs!r}",
             f"--gin.user/registration.JsonlCorpus.cache_dir='{tmp_path / 'cache'}'"]
   done = run(["train", f"--gin_file={base / 'model.gin'}",
               "--gin_file=gin/runs/continue_pretrain_hf.gin", f"--gin.BASE='{base}'",
@@ -48,7 +48,7 @@ def test_import_pretrain_sft_export_generate(tmp_path):
   assert f"Initialising parameters from {base}" in done.stderr
   sft = {"train": _jsonl(tmp_path / "sft.jsonl", SFT * 4)}
   done = run(["train", f"--gin_file={base / 'model.gin'}", "--gin_file=gin/runs/sft.gin",
-              "--gin_file=gin/runs/hf_corpus.gin", *corpus, f"--gin.SFT_FILES={sft!r}",
+              "--gin_file=gin/runs/user_corpus.gin", *corpus, f"--gin.SFT_FILES={sft!r}",
               "--gin.MIXTURE_OR_TASK_NAME='user_anchored_sft_mixture'",
               f"--gin.INITIAL_CHECKPOINT_PATH='{tmp_path / 'annotated'}'",
               f"--gin.MODEL_DIR='{tmp_path / 'anchored'}'", *SHAPE], timeout=600)
