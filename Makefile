@@ -10,8 +10,9 @@ TEST_ENV := JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
 # XLA:CPU fuses the elementwise work around matmuls into YNNPACK kernels: +14% train
 # tokens/s on this CPU (benchmarks/README.md). Used for the demo and benchmarks.
 FAST_CPU := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
-# Two workers: the suite is bound by imports and XLA compiles, which overlap well.
-PYTEST_ARGS ?= -n 2
+# Two workers: the suite is bound by imports and XLA compiles, which overlap well. One
+# module to a worker, so that a module-scoped fixture (a trained model, a demo run) runs once.
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: venv test test-all demo experiments bench clean
 

@@ -19,6 +19,8 @@ from annotanchor import annotate as annotate_lib
 from annotanchor import train as train_lib
 from annotanchor.data import sources, vocabulary
 
+from tests.xla_flags import xla_flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPICS = ["sea", "forest", "city"]
 WORDS = {"sea": "The waves rolled over the harbour", "forest": "Tall trees hid the old path",
@@ -80,7 +82,7 @@ def test_serve_a_trained_checkpoint_annotate_through_it_and_train_on_the_result(
   assert _train(tmp_path, "meta", base, pattern, vocab, 80) == 0
 
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO,
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+         "XLA_FLAGS": xla_flags(devices=1)}
   server = subprocess.Popen(
       [sys.executable, "-m", "annotanchor.cli", "serve", "--gin_file=gin/models/tiny.gin",
        "--gin_file=gin/runs/serve.gin", f"--gin.CHECKPOINT_PATH='{base}'",

@@ -11,6 +11,8 @@ import pytest
 
 from annotanchor import demo
 
+from tests.xla_flags import xla_flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,7 +38,7 @@ def _demo(output_dir, cache_dir, *extra):
   argv = [sys.executable, "-m", "annotanchor.demo",
           "--gin_file=gin/experiments/storyworld_demo.gin", *tiny_flags(output_dir, cache_dir),
           *extra]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags()}
   return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -84,11 +86,17 @@ def test_printed_commands_are_the_ones_run(first_run):
   assert record["argv"][:2] == ["annotanchor", "train"]
 
 
-def test_rerun_skips_finished_steps_and_a_change_reruns_what_follows(first_run):
+def test_rerun_skips_finished_steps(first_run):
   out, cache, _ = first_run
   again = _demo(out, cache)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("done earlier: skipped") == 14
+
+
+@pytest.mark.slow
+def test_a_change_reruns_what_follows(first_run):
+  """Runs after test_rerun_skips_finished_steps when both run (file order)."""
+  out, cache, _ = first_run
   changed = _demo(out, cache, "--gin.NUM_SAMPLES=2")
   assert changed.returncode == 0, changed.stderr[-3000:]
   # Corpus build, training and capability (which reads no samples).
@@ -272,6 +280,7 @@ print(json.dumps({"standard": count(demo["SFT_TASK"], demo["SFT_STEPS"]),
 """
 
 
+@pytest.mark.slow
 def test_demo_sft_arms_train_on_as_many_sft_examples(tmp_path):
   """The demo's ANCHORED_SFT_STEPS, counted on the real corpus and pipeline: the anchored
   run's batches hold as many SFT examples as standard SFT's (within 3%); at equal steps they

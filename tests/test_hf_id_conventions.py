@@ -112,6 +112,7 @@ def test_loss_counts_every_weighted_token_whatever_its_id(corpus, pack):
   assert np.sum(weights[targets == 0]) > 0 and np.sum(weights[targets == 1]) > 0
 
 
+@pytest.mark.slow
 def test_token_accounting_counts_the_tokenizers_tokens(corpus):
   prefix, vocab = corpus
   task = f"{prefix}_pretrain"

@@ -9,16 +9,18 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from tests.xla_flags import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "accelerator_train.py")
 
 
 def test_dry_run_reports_train_and_decode_throughput(tmp_path):
   output = tmp_path / "accelerator_train.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  # conftest.py asks for 8 fake devices; the benchmark runs on the real one.
-  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                              if not f.startswith("--xla_force_host_platform_device_count"))
+  # The benchmark runs on the real device, not conftest.py's 8 fake ones.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags())
   proc = subprocess.run([sys.executable, SCRIPT, "--dry", "--output", str(output)], env=env,
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -35,9 +37,10 @@ def test_dry_run_reports_train_and_decode_throughput(tmp_path):
   assert decode["tokens_per_s"] > 0 and decode["new_tokens"] == 8
 
 
+@pytest.mark.slow
 def test_attention_override_reaches_the_step(tmp_path):
   output = tmp_path / "xla.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags())
   proc = subprocess.run([sys.executable, SCRIPT, "--dry", "--skip_decode", "--attention", "xla",
                          "--output", str(output)], env=env, cwd=ROOT, capture_output=True,
                         text=True, timeout=300)

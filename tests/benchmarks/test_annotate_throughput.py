@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.xla_flags import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "annotate_throughput.py")
 
@@ -17,9 +19,7 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "annotate_throughput.py")
 @pytest.mark.slow
 def test_quick_mode_reports_both_concurrencies(tmp_path):
   output = tmp_path / "annotate_throughput.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                              if not f.startswith("--xla_force_host_platform_device_count"))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags())
   proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--output", str(output)], env=env,
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+from tests.xla_flags import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "capability_scoring.py")
 
 
 def test_quick_mode_reports_both_scorers():
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="",
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags(),
              PYTHONPATH=ROOT)
   proc = subprocess.run([sys.executable, SCRIPT, "--quick"], env=env, cwd=ROOT,
                         capture_output=True, text=True, timeout=300)

@@ -9,17 +9,16 @@ import os
 import subprocess
 import sys
 
+from tests.xla_flags import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "train_throughput.py")
 
 
 def test_quick_mode_reports_our_throughput(tmp_path):
   output = tmp_path / "train_throughput.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  # conftest.py asks for 8 fake devices; the benchmark runs on the real one.
-  flags = [f for f in env.get("XLA_FLAGS", "").split()
-           if not f.startswith("--xla_force_host_platform_device_count")]
-  env["XLA_FLAGS"] = " ".join(flags)
+  # The benchmark runs on the real device, not conftest.py's 8 fake ones.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags())
   proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--skip_peer", "--output", str(output)],
                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,7 +1,6 @@
 """Decoding feeds a prompt exactly as training fed the same tokens (BOS first)."""
 import types
 
-import jax
 import numpy as np
 import pytest
 import seqio

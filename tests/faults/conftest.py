@@ -10,11 +10,13 @@ import sys
 
 import pytest
 
+from tests.xla_flags import xla_flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The console script of the environment running the tests (.venv/bin/annotanchor).
 ANNOTANCHOR = os.path.join(os.path.dirname(sys.executable), "annotanchor")
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-       "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "PYTHONPATH": REPO}
+       "XLA_FLAGS": xla_flags(devices=1), "PYTHONPATH": REPO}
 
 
 @dataclasses.dataclass

@@ -72,7 +72,8 @@ def _flatten(tree, prefix=""):
     yield prefix, np.asarray(tree)
 
 
-@pytest.mark.parametrize("damage", [_delete_array_file, _truncate_array_file])
+@pytest.mark.parametrize("damage", [_delete_array_file,
+                                    pytest.param(_truncate_array_file, marks=pytest.mark.slow)])
 def test_resume_falls_back_past_a_damaged_latest_checkpoint(runs, tmp_path, damage):
   model_dir = _copy(runs, tmp_path)
   damaged = os.path.join(model_dir, "checkpoints", "4")

@@ -71,6 +71,7 @@ def test_a_tensor_of_the_wrong_shape_is_named(tmp_path):
   assert_nothing_written(tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_import_then_export_through_the_command(tmp_path):
   hf_dir = write_hf(tmp_path / "hf")
   result = import_hf(hf_dir, tmp_path / "model")

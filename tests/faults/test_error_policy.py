@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from tests.faults.conftest import ENV, REPO
+from tests.xla_flags import xla_flags
 
 # A sharding ValueError from inside JAX, raised in a gin configurable called by run_main.
 _JAX_BUG = """
@@ -33,7 +34,7 @@ raise SystemExit(gin_utils.run_main("job", job, []))
 
 def _python(code):
   return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                        timeout=120, env={**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                        timeout=120, env={**ENV, "XLA_FLAGS": xla_flags(devices=2)})
 
 
 def test_a_jax_internal_value_error_keeps_its_traceback():

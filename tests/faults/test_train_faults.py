@@ -59,7 +59,11 @@ user/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
              timeout=timeout)
 
 
-@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+# The record validator tests every cause in-process (tests/data); three of them as processes
+# by default, all with `make test-all`.
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in
+                                  ("empty_text", "fewer_annotations", "no_annotations") else c
+                                  for c in sorted(BAD_RECORDS)])
 def test_a_bad_record_stops_train_with_one_line_naming_file_and_record(tmp_path, vocab, case):
   record, reason = BAD_RECORDS[case]
   corpus = _corpus(tmp_path / "docs.jsonl", bad=record)

@@ -67,7 +67,7 @@ def test_packed_row_equals_separate_sequences():
   np.testing.assert_allclose(got[:, 5:12], apply(b), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("scan", [False, True])
+@pytest.mark.parametrize("scan", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_kv_cache_matches_full_forward_with_left_padding(scan):
   cfg = dataclasses.replace(CFG, scan_layers=scan)
   net = Decoder(cfg)

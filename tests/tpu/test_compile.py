@@ -74,6 +74,7 @@ def test_not_fitting_names_the_excess_and_the_largest_arrays(tmp_path):
   assert "largest inputs per chip: state/params/" in proc.stdout
 
 
+@pytest.mark.slow
 def test_loop_corrected_cost_matches_a_loop_free_compile():
   """Scanned layers and accumulated microbatches: the extrapolated cost equals XLA's count
   for the same step without loops (layers unrolled, microbatches unrolled)."""

@@ -30,6 +30,7 @@ def test_auto_attention_compiles_splash_for_v5e():
   assert lowered.compile().memory_analysis() is not None
 
 
+@pytest.mark.slow
 def test_roofline_counts_the_splash_kernels_flops():
   """XLA counts a Pallas kernel as 0 FLOPs; with the attention FLOPs added back the splash
   step's cost comes within a few percent of the same step with the xla kernel (which XLA

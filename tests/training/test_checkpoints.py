@@ -164,6 +164,7 @@ def test_keeps_the_last_k(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "5"]
 
 
+@pytest.mark.slow
 def test_relative_model_dir(tmp_path, monkeypatch):
   """MODEL_DIR='runs/x' (what users type) saves, resumes and fine-tunes."""
   monkeypatch.chdir(tmp_path)

@@ -11,6 +11,7 @@ import numpy as np
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import checkpoints, optim, partitioning, train_state
 from tests.training import tiny_setup
+from tests.xla_flags import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,7 +28,7 @@ def test_two_processes_match_one_and_restore_elsewhere(tmp_path):
   procs = []
   for pid in range(2):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO,
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "XLA_FLAGS": xla_flags(devices=4),
            "ANNOTANCHOR_COORDINATOR": f"127.0.0.1:{port}", "ANNOTANCHOR_NUM_PROCESSES": "2",
            "ANNOTANCHOR_PROCESS_ID": str(pid)}
     procs.append(subprocess.Popen(

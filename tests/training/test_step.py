@@ -32,7 +32,8 @@ def _gradient_recorder() -> optax.GradientTransformation:
       update=lambda grads, state, params=None: (jax.tree.map(jnp.zeros_like, grads), grads))
 
 
-@pytest.mark.parametrize("normalization", ["weights", "tokens", "sequences"])
+@pytest.mark.parametrize("normalization", ["weights", *(pytest.param(n, marks=pytest.mark.slow)
+                                                       for n in ("tokens", "sequences"))])
 def test_gradient_accumulation_equals_the_big_batch(normalization):
   """The gradient the optimizer receives, compared directly (an Adam update would be
   about lr * sign(g) and turn float32 rounding on near-zero entries into lr-sized noise)."""

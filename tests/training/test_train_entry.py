@@ -10,9 +10,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from tests.xla_flags import xla_flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-       "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": REPO}
+       "XLA_FLAGS": xla_flags(devices=2), "PYTHONPATH": REPO}
 
 
 def _train_cmd(model_dir, steps, *extra, run="pretrain"):
@@ -38,6 +40,7 @@ def _records(model_dir):
     return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_pretrain_then_finetune_from_the_command_line(tmp_path):
   base = str(tmp_path / "base")
   done = _run(_train_cmd(base, 6, "--gin.train.train.log_every=2"))
