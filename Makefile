@@ -62,6 +62,11 @@ experiments: $(STAMP)
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \
 	    --gin.OUTPUT_DIR="'runs/experiments/size_$$m'" || exit 1; done
+	$(TEST_ENV) $(BIN)/annotanchor scale --gin_file=gin/runs/scale.gin \
+	  --gin.OUTPUT_DIR="'runs/experiments/scale'" \
+	  --gin.REPORTS="{'tiny (0.1M)': 'runs/experiments/size_tiny/report_model_size/report.json', \
+	  'demo (0.85M)': 'runs/experiments/size_demo/report_model_size/report.json', \
+	  'small (3.4M)': 'runs/experiments/size_small/report_model_size/report.json'}"
 
 # The peers (PyTorch + transformers) are not part of the install: see benchmarks/README.md.
 bench: $(STAMP)

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "compile": "annotanchor.compile",
     "capability": "annotanchor.capability",
     "convert": "annotanchor.convert",
+    "scale": "annotanchor.scale",
 }
 
 

@@ -233,6 +233,15 @@ def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
   assert len(added) >= 2 and any(" evaluate " in c for c in added)
 
 
+def test_model_size_sweep_runs_the_demos_pipeline_without_frontier_or_capability(capsys):
+  demo_commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
+  sweep = _dry_run_commands(capsys, "gin/experiments/model_size_sweep.gin")
+  # At the demo's model size, the sweep point's train and infer steps are the demo's own.
+  assert {c for c in sweep if " evaluate " not in c} <= demo_commands
+  assert not any(" capability " in c for c in sweep)
+  assert sum(" infer " in c for c in sweep) == 3  # base, sft, anchored at temperature 1.
+
+
 def test_sft_two_values_changes_the_corpus_of_every_step(capsys):
   commands = _dry_run_commands(capsys, "gin/experiments/sft_two_values.gin")
   steps = [c for c in commands if " train " in c or " infer " in c]

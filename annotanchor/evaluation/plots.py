@@ -109,6 +109,41 @@ def entropy_by_attribute(report: dict, path: str) -> str:
   return _save(fig, path)
 
 
+def scale_trend(rows: List[dict], path: str) -> str:
+  """The scale table (evaluation/scale.py) as two panels over the sizes, in order:
+  each arm's collapse (bits of the base's semantic entropy lost), and the gap closed."""
+  plt = _pyplot()
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained")
+  xs = list(range(len(rows)))
+  for i, (key, label) in enumerate((("sft_collapse", "standard SFT"),
+                                    ("anchored_collapse", "anchored"))):
+    ests = [r[key] for r in rows]
+    _errorbar_series(left, xs, ests, f"C{i + 1}", label)
+  _errorbar_series(right, xs, [r["gap_closed"] for r in rows], "C2", "gap closed")
+  left.set_ylabel("collapse (bits of semantic entropy)")
+  right.set_ylabel("gap closed")
+  for ax in (left, right):
+    ax.set_xticks(xs)
+    ax.set_xticklabels([r["size"] for r in rows])
+    ax.set_xlabel("model size")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.grid(alpha=0.3)
+  left.legend(fontsize="small")
+  fig.suptitle("Collapse and gap closed by model size")
+  return _save(fig, path)
+
+
+def _errorbar_series(ax, xs: List[int], ests: List[dict], color: str, label: str) -> None:
+  """Points joined in order with their intervals; sizes without a value are left out."""
+  kept = [(x, e) for x, e in zip(xs, ests) if e["value"] is not None]
+  if not kept:
+    return
+  errs = [_err(e) for _, e in kept]
+  ax.errorbar([x for x, _ in kept], [e["value"] for _, e in kept],
+              yerr=[[lo[0] for lo, _ in errs], [hi[0] for _, hi in errs]], fmt="o-",
+              capsize=3, color=color, label=label)
+
+
 def write_plots(report: dict, output_dir: str) -> List[str]:
   """Writes the plots the report has data for; returns their paths."""
   arms = list(report["arms"])

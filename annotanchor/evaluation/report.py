@@ -51,7 +51,7 @@ def fmt_estimate(est: dict, digits: int = 3) -> str:
   return text
 
 
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+def markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
   return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
           *("| " + " | ".join(r) + " |" for r in rows), ""]
 
@@ -74,7 +74,7 @@ def render_markdown(report: dict) -> str:
   capability = report.get("capability") or {}
   tasks = list(next(iter(capability.values()))) if capability else []
   lines += ["## Per arm", ""]
-  lines += _table(["arm"] + [metric_title(m) for m in metrics] + quals
+  lines += markdown_table(["arm"] + [metric_title(m) for m in metrics] + quals
                   + [f"{t} acc" for t in tasks],
                   [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
                    + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
@@ -94,11 +94,11 @@ def render_markdown(report: dict) -> str:
         if est and est.get("reason"):
           notes.append(f"\\* {metric_title(m)}, {arm}, {key}: {est['reason']}")
       rows.append(cells)
-  lines += _table(["metric", "arm", "collapse", "gap closed", "collapse ratio"], rows)
+  lines += markdown_table(["metric", "arm", "collapse", "gap closed", "collapse ratio"], rows)
   attrs = list(first.get("entropy_by_attribute", {}))
   if attrs:
     lines += ["## Semantic entropy by attribute (bits; unknown rate in parentheses)", ""]
-    lines += _table(["attribute"] + arms,
+    lines += markdown_table(["attribute"] + arms,
                     [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
                                f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
                      for attr in attrs])
@@ -127,7 +127,7 @@ def _adherence_lines(adherence: dict) -> List[str]:
   return ["## Annotation adherence (arms that sample an annotation)", "",
           "Share of samples whose response realizes the value its annotation names (samples "
           "counted in parentheses); *outside SFT modes*: annotation values the standard-SFT "
-          "arm's responses never take.", "", *_table(header, rows)]
+          "arm's responses never take.", "", *markdown_table(header, rows)]
 
 
 def _malformed_lines(malformed: dict) -> List[str]:
@@ -140,7 +140,7 @@ def _malformed_lines(malformed: dict) -> List[str]:
   return ["## Malformed sampled annotations", "",
           "Share of sampled annotations that do not parse strictly or repeat a key (see "
           "evaluation/wellformed.py), with the count per cause.", "",
-          *_table(["arm", "malformed", "sampled"] + causes, rows)]
+          *markdown_table(["arm", "malformed", "sampled"] + causes, rows)]
 
 
 def _fmt_accuracy(acc: Optional[dict]) -> str:
@@ -162,7 +162,7 @@ def _capability_lines(capability: dict) -> List[str]:
   return ["## Capability (multiple choice)", "",
           "Accuracy of the choice with the highest log-likelihood (acc) and of the highest "
           "log-likelihood per character (acc_norm), ± the standard error; questions per task: "
-          + ", ".join(f"{t} {n[t]}" for t in tasks) + ".", "", *_table(header, rows)]
+          + ", ".join(f"{t} {n[t]}" for t in tasks) + ".", "", *markdown_table(header, rows)]
 
 
 def _frontier_lines(frontier: dict, sft_arm: str) -> List[str]:
@@ -187,9 +187,9 @@ def _frontier_lines(frontier: dict, sft_arm: str) -> List[str]:
           f"where its quality, interpolated in temperature, equals q* = the {sft_arm} arm's; "
           "gap closed there = (D* - D(sft)) / (D(base) - D(sft)). A method that only trades "
           "quality for diversity has no more diversity there than SFT itself.", "",
-          *_table(["metric", "curve", "q*", "T*", "D*", "gap closed at q*", "note"], rows),
+          *markdown_table(["metric", "curve", "q*", "T*", "D*", "gap closed at q*", "note"], rows),
           f"Points ({first}):", "",
-          *_table(["curve", "temperature", "arm", "quality", first], points)]
+          *markdown_table(["curve", "temperature", "arm", "quality", first], points)]
 
 
 def write_report(report: dict, output_dir: str) -> List[str]:
