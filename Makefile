@@ -58,13 +58,14 @@ experiments: $(STAMP)
 	  --gin.OUTPUT_DIR="'runs/experiments/sft_two_values'" || exit 1
 	$(EXPERIMENT) --gin_file=gin/experiments/pretrain_lr.gin \
 	  --gin.OUTPUT_DIR="'runs/experiments/pretrain_lr_3e-3'" || exit 1
-	for m in tiny demo small; do \
+	for m in tiny mini demo small; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \
 	    --gin.OUTPUT_DIR="'runs/experiments/size_$$m'" || exit 1; done
 	$(TEST_ENV) $(BIN)/annotanchor scale --gin_file=gin/runs/scale.gin \
 	  --gin.OUTPUT_DIR="'runs/experiments/scale'" \
 	  --gin.REPORTS="{'tiny (0.1M)': 'runs/experiments/size_tiny/report_model_size/report.json', \
+	  'mini (0.33M)': 'runs/experiments/size_mini/report_model_size/report.json', \
 	  'demo (0.85M)': 'runs/experiments/size_demo/report_model_size/report.json', \
 	  'small (3.4M)': 'runs/experiments/size_small/report_model_size/report.json'}"
 

@@ -245,7 +245,7 @@ def test_model_size_sweep_runs_the_demos_pipeline_without_frontier_or_capability
 def test_sft_two_values_changes_the_corpus_of_every_step(capsys):
   commands = _dry_run_commands(capsys, "gin/experiments/sft_two_values.gin")
   steps = [c for c in commands if " train " in c or " infer " in c]
-  assert len(steps) == 11  # four trainings, seven samplings (three arms, four frontier points)
+  assert len(steps) == 13  # four trainings, nine samplings (three arms, six frontier points)
   for binding in ("StoryworldConfig.sft_support=2", "StoryworldConfig.sft_skew=0.0"):
     assert all(binding in c for c in steps), binding
 

@@ -118,8 +118,8 @@ def scale_trend(rows: List[dict], path: str) -> str:
   for i, (key, label) in enumerate((("sft_collapse", "standard SFT"),
                                     ("anchored_collapse", "anchored"))):
     ests = [r[key] for r in rows]
-    _errorbar_series(left, xs, ests, f"C{i + 1}", label)
-  _errorbar_series(right, xs, [r["gap_closed"] for r in rows], "C2", "gap closed")
+    _errorbar_series(left, xs, ests, f"C{i}", label)  # The frontier plot's colours.
+  _errorbar_series(right, xs, [r["gap_closed"] for r in rows], "C1", "gap closed")
   left.set_ylabel("collapse (bits of semantic entropy)")
   right.set_ylabel("gap closed")
   for ax in (left, right):
