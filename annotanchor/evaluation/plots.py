@@ -23,10 +23,12 @@ def _save(fig, path: str) -> str:
 
 
 def _err(est: dict):
-  """Asymmetric error-bar half-widths of an estimate (0 where there is no interval)."""
+  """Asymmetric error-bar half-widths of an estimate (0 where there is no interval; a
+  percentile interval can leave out its point estimate, and matplotlib refuses a negative
+  half-width, so each is at least 0)."""
   if est["value"] is None or est["ci"] is None:
     return [[0.0], [0.0]]
-  return [[est["value"] - est["ci"][0]], [est["ci"][1] - est["value"]]]
+  return [[max(0.0, est["value"] - est["ci"][0])], [max(0.0, est["ci"][1] - est["value"])]]
 
 
 def diversity_vs_quality(report: dict, path: str) -> str:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from annotanchor.evaluation import scale
+from annotanchor.evaluation import plots, scale
 from tests.faults.conftest import assert_one_line_error, run
 
 
@@ -70,3 +70,15 @@ def test_the_command_writes_table_json_and_plot(tmp_path):
                  f"--gin.REPORTS={{'tiny': '{tmp_path / 'nope.json'}'}}",
                  f"--gin.OUTPUT_DIR='{out}'"])
   assert_one_line_error(missing, "scale", "REPORTS['tiny']")
+
+
+def test_the_plot_takes_an_interval_that_leaves_out_its_point(tmp_path):
+  """A percentile interval need not contain the point estimate; a missing value is skipped."""
+  report = _report(2.0, 1.0, 1.5, 0.5, 0.4)
+  gap = report["comparisons"]["semantic_entropy"]["anchored"]
+  gap["gap_closed"] = _est(0.5, 0.55, 0.9)
+  other = _report(2.0, 1.0, 1.5, 0.5, 0.4)
+  other["comparisons"]["semantic_entropy"]["anchored"]["gap_closed"] = {
+      "value": None, "ci": None, "reason": "undefined"}
+  path = plots.scale_trend(scale.scale_rows({"a": report, "b": other}), str(tmp_path / "s.png"))
+  assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
