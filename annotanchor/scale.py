@@ -22,7 +22,6 @@ from typing import Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
-from annotanchor.errors import UserError
 from annotanchor.evaluation import plots
 from annotanchor.evaluation import scale as scale_lib
 from annotanchor.evaluation.atomic import write_atomic
@@ -30,12 +29,14 @@ from annotanchor.evaluation.atomic import write_atomic
 
 def _read_report(size: str, path: str) -> dict:
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       return json.load(f)
   except FileNotFoundError:
-    raise UserError(f"REPORTS[{size!r}]: {path} does not exist") from None
-  except json.JSONDecodeError as e:
-    raise UserError(f"REPORTS[{size!r}]: {path} is not JSON ({e})") from None
+    raise scale_lib.ScaleError(f"REPORTS[{size!r}]: {path} does not exist") from None
+  except OSError as e:
+    raise scale_lib.ScaleError(f"REPORTS[{size!r}]: {path} cannot be read ({e.strerror})") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise scale_lib.ScaleError(f"REPORTS[{size!r}]: {path} is not JSON ({e})") from None
 
 
 @gin.configurable
@@ -48,7 +49,7 @@ def scale(*, reports: Mapping[str, str] = gin.REQUIRED,
     output_dir: gets scale.json, scale.md and scale.png.
   """
   if not isinstance(reports, Mapping) or not reports:
-    raise UserError(f"REPORTS={reports!r}: expected a dict of size label -> report.json")
+    raise scale_lib.ScaleError(f"REPORTS={reports!r}: expected a dict of size label -> report.json")
   rows = scale_lib.scale_rows({size: _read_report(size, path) for size, path in reports.items()})
   os.makedirs(output_dir, exist_ok=True)
   write_atomic(os.path.join(output_dir, "scale.json"),

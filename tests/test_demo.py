@@ -95,7 +95,8 @@ def test_rerun_skips_finished_steps(first_run):
 
 @pytest.mark.slow
 def test_a_change_reruns_what_follows(first_run):
-  """Runs after test_rerun_skips_finished_steps when both run (file order)."""
+  """Changes the first run's samples, so it comes after test_rerun_skips_finished_steps
+  (file order)."""
   out, cache, _ = first_run
   changed = _demo(out, cache, "--gin.NUM_SAMPLES=2")
   assert changed.returncode == 0, changed.stderr[-3000:]

@@ -74,12 +74,12 @@ def render_markdown(report: dict) -> str:
   capability = report.get("capability") or {}
   tasks = list(next(iter(capability.values()))) if capability else []
   lines += ["## Per arm", ""]
+  per_arm = [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
+             + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
+             + [_fmt_accuracy(capability.get(a, {}).get(t, {}).get("acc")) for t in tasks]
+             for a in arms]
   lines += markdown_table(["arm"] + [metric_title(m) for m in metrics] + quals
-                  + [f"{t} acc" for t in tasks],
-                  [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
-                   + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
-                   + [_fmt_accuracy(capability.get(a, {}).get(t, {}).get("acc")) for t in tasks]
-                   for a in arms])
+                          + [f"{t} acc" for t in tasks], per_arm)
   lines += [f"## Comparisons (base = {report['base_arm']}, sft = {report['sft_arm']})", "",
             "collapse = D(base) - D(arm); gap closed = (D(arm) - D(sft)) / (D(base) - D(sft)); "
             "collapse ratio = collapse(sft) / collapse(arm).", ""]
@@ -98,10 +98,11 @@ def render_markdown(report: dict) -> str:
   attrs = list(first.get("entropy_by_attribute", {}))
   if attrs:
     lines += ["## Semantic entropy by attribute (bits; unknown rate in parentheses)", ""]
-    lines += markdown_table(["attribute"] + arms,
-                    [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
-                               f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
-                     for attr in attrs])
+    lines += markdown_table(
+        ["attribute"] + arms,
+        [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
+                   f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
+         for attr in attrs])
   lines += _adherence_lines(report.get("annotation_adherence") or {})
   lines += _malformed_lines(report.get("malformed_annotations") or {})
   lines += _capability_lines(capability)

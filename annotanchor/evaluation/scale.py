@@ -23,10 +23,14 @@ class ScaleError(UserError):
   """A report lacks what the scale table needs."""
 
 
-def _get(report: dict, name: str, *keys):
+def _get(report: dict, name: str, *keys, required: bool = True):
+  """report[k1][k2]...; a missing key is a ScaleError naming the whole path, or None
+  where not `required`."""
   node = report
   for key in keys:
     if not isinstance(node, dict) or key not in node:
+      if not required:
+        return None
       raise ScaleError(f"report {name!r} has no {'.'.join(keys)}: expected an "
                        "`annotanchor evaluate` report.json with base, sft and anchored arms")
     node = node[key]
@@ -42,23 +46,25 @@ def scale_rows(reports: Mapping[str, dict]) -> List[dict]:
   Returns:
     [{"size", "base_entropy", "sft_collapse", "anchored_collapse", "gap_closed",
       "collapse_ratio", "sft_quality", "anchored_quality"}], each figure an estimate
-    {"value", "ci"} as in the report.
+    {"value", "ci"} as in the report (the qualities None for a report without them).
   """
   if not reports:
     raise ScaleError("no reports given: expected size label -> report.json")
   rows = []
   for size, report in reports.items():
     base, sft, anchored = (_get(report, size, k) for k in ("base_arm", "sft_arm", "anchored_arm"))
-    comparisons = _get(report, size, "comparisons", METRIC)
+    compared = lambda arm, key: _get(report, size, "comparisons", METRIC, arm, key)
+    # Quality needs a checker (evaluate's quality_fn), which not every corpus has.
+    quality = lambda arm: _get(report, size, "arms", arm, "quality", "quality", required=False)
     rows.append({
         "size": size,
         "base_entropy": _get(report, size, "arms", base, "diversity", METRIC),
-        "sft_collapse": _get(comparisons, size, sft, "collapse"),
-        "anchored_collapse": _get(comparisons, size, anchored, "collapse"),
-        "gap_closed": _get(comparisons, size, anchored, "gap_closed"),
-        "collapse_ratio": _get(comparisons, size, anchored, "collapse_ratio"),
-        "sft_quality": _get(report, size, "arms", sft, "quality", "quality"),
-        "anchored_quality": _get(report, size, "arms", anchored, "quality", "quality"),
+        "sft_collapse": compared(sft, "collapse"),
+        "anchored_collapse": compared(anchored, "collapse"),
+        "gap_closed": compared(anchored, "gap_closed"),
+        "collapse_ratio": compared(anchored, "collapse_ratio"),
+        "sft_quality": quality(sft),
+        "anchored_quality": quality(anchored),
     })
   return rows
 

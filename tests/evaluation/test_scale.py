@@ -45,8 +45,18 @@ def test_rows_are_the_reports_figures_in_order():
   assert table[2].startswith("| small (3M) | 2.30 [2.20, 2.40] | 1.30 [1.20, 1.40] |")
 
 
+def test_a_report_without_quality_leaves_its_cells_empty():
+  report = _report(2.0, 1.0, 1.5, 0.5, 0.4)
+  for arm in report["arms"].values():
+    arm["quality"] = {}
+  row, = scale.scale_rows({"a": report})
+  assert row["sft_quality"] is None and row["anchored_quality"] is None
+  assert scale.scale_markdown([row]).splitlines()[2].endswith("| 2.00 [1.00, 9.00] |  |  |")
+
+
 def test_a_report_without_the_arms_is_named():
-  with pytest.raises(scale.ScaleError, match=r"report 'b' has no comparisons.semantic_entropy"):
+  with pytest.raises(scale.ScaleError,
+                     match=r"report 'b' has no arms\.base\.diversity\.semantic_entropy"):
     scale.scale_rows({"a": _report(2.0, 1.0, 1.5, 0.5, 0.4),
                       "b": {"base_arm": "base", "sft_arm": "sft", "anchored_arm": "anchored"}})
 
@@ -69,7 +79,10 @@ def test_the_command_writes_table_json_and_plot(tmp_path):
   missing = run(["scale", "--gin_file=gin/runs/scale.gin",
                  f"--gin.REPORTS={{'tiny': '{tmp_path / 'nope.json'}'}}",
                  f"--gin.OUTPUT_DIR='{out}'"])
-  assert_one_line_error(missing, "scale", "REPORTS['tiny']")
+  assert_one_line_error(missing, "scale", "REPORTS['tiny']", "does not exist")
+  unreadable = run(["scale", "--gin_file=gin/runs/scale.gin",
+                    f"--gin.REPORTS={{'tiny': '{tmp_path}'}}", f"--gin.OUTPUT_DIR='{out}'"])
+  assert_one_line_error(unreadable, "scale", "REPORTS['tiny']", "cannot be read")
 
 
 def test_the_plot_takes_an_interval_that_leaves_out_its_point(tmp_path):
