@@ -37,8 +37,9 @@ from annotanchor.tpu.chips import parse_topology
 from annotanchor.training import partitioning
 
 COMPILE_GIN = "gin/runs/compile.gin"
-# train() arguments that compiling needs bound.
-_NEEDED = ("model_config", "batch_size", "task_feature_lengths")
+# Settings the run files require that compiling does not use: it writes no checkpoint and
+# reads no data.
+_UNUSED = "(not used by compile)"
 
 
 class CompileSetupError(UserError, ValueError):
@@ -66,12 +67,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   start_wall, start_cpu = time.perf_counter(), time.process_time()
   if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
     raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
-  run = train_lib.configured_arguments()
-  missing = [name for name in _NEEDED if run[name] is gin.REQUIRED]
-  if missing:
-    raise CompileSetupError(
-        f"the gin files bind no train.train.{missing[0]}: pass the model and run gin files "
-        f"that `annotanchor train` would get (e.g. gin/models/1b.gin and a gin/runs/ file)")
+  run = _configured_run()
   reason = aot.libtpu_missing_reason()
   if reason:
     raise CompileSetupError(reason)
@@ -79,18 +75,14 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   if hbm_gib is not None:
     chip = dataclasses.replace(slice_.chip, hbm_bytes=int(hbm_gib * GIB))
     slice_ = dataclasses.replace(slice_, chip=chip)
-  config = run["model_config"]
-  length = int(run["task_feature_lengths"]["targets"])
-  batch_size = int(run["batch_size"])
-  mesh = partitioning.make_mesh(run["mesh"] or {"data": -1}, aot.topology_devices(slice_))
-  model, tx, schedule = train_lib.model_and_optimizer(
-      config, run["optimizer"], run["train_steps"], z_loss=run["z_loss"],
-      loss_normalization=run["loss_normalization"])
+  config, length, batch_size = run.model, run.data.length, run.data.batch_size
+  mesh = partitioning.make_mesh(run.mesh or {"data": -1}, aot.topology_devices(slice_))
+  model, tx, schedule = train_lib.model_and_optimizer(run)
 
   logging.info("Compiling the train step for %s (mesh %s)", slice_.name, dict(mesh.shape))
   steps = [aot.compile_train_step(
       model, tx, schedule, mesh, batch_size=batch_size, length=length,
-      microbatches=run["microbatches"], nan_policy=run["nan_policy"], pack=run["pack"])]
+      microbatches=run.step.microbatches, nan_policy=run.step.nan_policy, pack=run.data.pack)]
   rows = batch_size if decode_rows is None else decode_rows
   if rows:
     logging.info("Compiling a decode step (%d rows, %s cache slots)", rows,
@@ -105,7 +97,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
       "chips": slice_.num_chips, "chip": slice_.chip.name,
       "peak_bf16_flops_per_chip": slice_.chip.peak_bf16_flops,
       "hbm_bandwidth_per_chip": slice_.chip.hbm_bandwidth, "mesh": dict(mesh.shape),
-      "batch_size": batch_size, "length": length, "microbatches": run["microbatches"],
+      "batch_size": batch_size, "length": length, "microbatches": run.step.microbatches,
       "decode_rows": rows, "decode_slots": decode_slots or length,
       "num_params": config.num_params(), "model_flops_per_step": model_flops,
       "remat_policy": config.remat_policy, "dtype": config.dtype,
@@ -117,6 +109,19 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   if output_path:
     write_atomic(output_path, json.dumps(result, indent=1) + "\n")
   return result
+
+
+def _configured_run():
+  """The TrainConfig `annotanchor train` would build from the same gin files, MODEL_DIR and
+  MIXTURE_OR_TASK_NAME not needed."""
+  try:
+    gin.bind_parameter("annotanchor.training.run_config.DataConfig.mixture_or_task_name",
+                       _UNUSED)
+  except ValueError:  # No gin file imports run_config: no run file was given.
+    raise CompileSetupError(
+        "the gin files bind no TrainConfig: pass the model and run gin files that "
+        "`annotanchor train` would get (e.g. gin/models/1b.gin and a gin/runs/ file)") from None
+  return train_lib.configured_run(model_dir=_UNUSED)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
   annotanchor train --gin_file=gin/models/tiny.gin --gin_file=gin/runs/pretrain.gin \
       --gin.MODEL_DIR="'runs/tiny'" --gin.TRAIN_STEPS=20
 
-The run files in gin/runs/ bind this module's `train` function; see their headers for the
-knobs. The operative config is written to MODEL_DIR/config.gin.
+The run files in gin/runs/ bind a `TrainConfig` (annotanchor/training/run_config.py), built
+and validated once at start-up; see their headers for the knobs. The operative config is
+written to MODEL_DIR/config.gin.
 """
 from __future__ import annotations
 
@@ -12,92 +13,62 @@ if __name__ == "__main__":
   from annotanchor.gin_utils import run_module_main
   run_module_main("annotanchor.train")
 
-import inspect
-from typing import Any, Callable, Mapping
+import dataclasses
+from typing import Any
 
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.data import pipeline
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.registration import register_configured_corpora
-from annotanchor.errors import SettingError, is_count, require
+from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import loop, metadata, multihost, partitioning
-from annotanchor.training.optim import OptimizerConfig, make_optimizer
+from annotanchor.training.optim import make_optimizer
+from annotanchor.training.run_config import TrainConfig
 
 
-@gin.configurable
-def train(*, model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
-          batch_size: int = gin.REQUIRED, task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
-          mixture_or_task_name: str = gin.REQUIRED, model_config: TransformerConfig = gin.REQUIRED,
-          dataset_fn: Callable = gin.REQUIRED, mesh: Mapping[str, int] | None = None,
-          optimizer: OptimizerConfig | None = None, z_loss: float = 1e-4,
-          loss_normalization: str = "weights", microbatches: int = 1, nan_policy: str = "skip",
-          initial_checkpoint_path: str | None = None, seed: int = 0, data_seed: int = 0,
-          pack: bool = True, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
-          log_every: int = 10, peak_flops: float | None = None,
-          distributed: bool | None = None) -> loop.TrainResult:
-  """Trains a decoder-only model on a SeqIO task or mixture.
+def train(config: TrainConfig) -> loop.TrainResult:
+  """Trains a decoder-only model on a SeqIO task or mixture, as `config` says.
 
-  Args:
-    model_dir: run directory: checkpoints, train_metrics.jsonl, tensorboard/, config.gin.
-    train_steps: total optimizer steps (a resumed run continues to this number).
-    batch_size: global batch, in sequences (packed rows when pack=True).
-    task_feature_lengths: e.g. {"targets": 512}.
-    mixture_or_task_name: a registered SeqIO task or mixture.
-    model_config: the network's shape.
-    dataset_fn: the input pipeline, annotanchor.data.pipeline.get_dataset's signature.
-    mesh: degrees per mesh axis, e.g. {"data": -1, "fsdp": 1, "model": 1}.
-    optimizer: AdamW and schedule settings.
-    z_loss, loss_normalization: see annotanchor.model.losses.
-    microbatches: gradient accumulation steps per update.
-    nan_policy: "skip", "stop" or "off"; see annotanchor.training.step.
-    initial_checkpoint_path: fine-tune from these parameters (fresh optimizer state); ignored
-      when MODEL_DIR already has a checkpoint (the run resumes from it).
-    seed: parameter initialisation seed.
-    data_seed: shuffling seed of the input pipeline.
-    pack: pack several examples per row.
-    checkpoint_every, keep_checkpoints: checkpoint cadence and retention.
-    log_every: metrics cadence in steps.
-    peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
-    distributed: call jax.distributed.initialize() (None: when the environment asks).
+  `annotanchor train` calls this with `configured_run()`; Python callers build the
+  TrainConfig themselves.
   """
-  check_numbers(train_steps=train_steps, batch_size=batch_size,
-                task_feature_lengths=task_feature_lengths, microbatches=microbatches,
-                checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                log_every=log_every, z_loss=z_loss, peak_flops=peak_flops)
   register_configured_corpora()  # JsonlCorpus tasks bound in gin exist before the lookup.
-  check_vocabulary_fits(mixture_or_task_name, model_config.vocab_size)
-  multihost.maybe_initialize_distributed(initialize=distributed)
+  check_vocabulary_fits(config.data.mixture_or_task_name, config.model.vocab_size)
+  multihost.maybe_initialize_distributed(initialize=config.distributed)
   import jax  # After distributed initialisation, which must precede backend use.
 
-  device_mesh = partitioning.make_mesh(mesh or {"data": -1})
-  model, tx, schedule = model_and_optimizer(model_config, optimizer, train_steps, z_loss=z_loss,
-                                            loss_normalization=loss_normalization)
+  data = config.data
+  device_mesh = partitioning.make_mesh(config.mesh or {"data": -1})
+  model, tx, schedule = model_and_optimizer(config)
   def data_from(start_step: int):
-    batches = iter(dataset_fn(mixture_or_task_name, task_feature_lengths, batch_size,
-                              seed=data_seed, pack=pack, shard_index=jax.process_index(),
-                              num_shards=jax.process_count(), start_step=start_step))
+    batches = iter(pipeline.get_dataset(
+        data.mixture_or_task_name, data.task_feature_lengths, data.batch_size, seed=data.seed,
+        pack=data.pack, shard_index=jax.process_index(), num_shards=jax.process_count(),
+        start_step=start_step))
     if jax.process_index() == 0:  # Now every configurable of the run has been called.
-      gin_utils.write_operative_config(model_dir)
+      gin_utils.write_operative_config(config.model_dir)
     return batches
 
   return loop.train_loop(
       model=model, optimizer=tx, schedule=schedule, mesh=device_mesh, dataset_fn=data_from,
-      model_dir=model_dir, train_steps=train_steps, batch_size=batch_size, microbatches=microbatches, nan_policy=nan_policy,
-      seed=seed, initial_checkpoint_path=initial_checkpoint_path,
-      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
-      peak_flops=peak_flops,
-      metadata=run_metadata(model_config, mixture_or_task_name, model_dir,
+      model_dir=config.model_dir, train_steps=config.train_steps, batch_size=data.batch_size,
+      microbatches=config.step.microbatches, nan_policy=config.step.nan_policy,
+      seed=config.seed, initial_checkpoint_path=config.checkpoint.initial_checkpoint_path,
+      checkpoint_every=config.checkpoint.every, keep_checkpoints=config.checkpoint.keep,
+      log_every=config.log_every, peak_flops=config.peak_flops,
+      metadata=run_metadata(config.model, data.mixture_or_task_name, config.model_dir,
                             copy_vocabulary=jax.process_index() == 0))
 
 
-def model_and_optimizer(model_config: TransformerConfig, optimizer: OptimizerConfig | None,
-                        train_steps: int, *, z_loss: float, loss_normalization: str):
+def model_and_optimizer(config: TrainConfig):
   """(model, optax transformation, learning-rate schedule) of a run, as `train` builds them."""
-  tx, schedule = make_optimizer(optimizer or OptimizerConfig(), train_steps)
-  model = DecoderOnlyModel(model_config, z_loss=z_loss, loss_normalization=loss_normalization)
+  tx, schedule = make_optimizer(config.optimizer, config.train_steps)
+  model = DecoderOnlyModel(config.model, z_loss=config.step.z_loss,
+                           loss_normalization=config.step.loss_normalization)
   return model, tx, schedule
 
 
@@ -113,36 +84,52 @@ def run_metadata(model_config: TransformerConfig, mixture_or_task_name: str, mod
       PromptTemplate()).to_json()
 
 
-def configured_arguments() -> dict[str, Any]:
-  """`train`'s arguments as the parsed gin files bind them, defaults filled in.
+# What a required TrainConfig field means when no gin file binds it.
+_REQUIRED_HINTS = {
+    "model": "pass a gin/models/ file",
+    "data": "pass a gin/runs/ file (it binds TrainConfig.data = @run_config.DataConfig())",
+    "model_dir": "set --gin.MODEL_DIR", "train_steps": "set --gin.TRAIN_STEPS",
+    "mixture_or_task_name": "set --gin.MIXTURE_OR_TASK_NAME",
+    "task_feature_lengths": "set --gin.TASK_FEATURE_LENGTHS",
+    "batch_size": "set --gin.BATCH_SIZE",
+}
 
-  References are evaluated (model_config is a TransformerConfig); unbound required
-  arguments come back as gin.REQUIRED. Used by `annotanchor compile`, which compiles the
-  step a run's gin files describe without running it.
+
+def configured_run(**overrides) -> TrainConfig:
+  """The TrainConfig the parsed gin files describe, validated.
+
+  Args:
+    **overrides: TrainConfig fields given here instead of by gin (`annotanchor compile`
+      passes a model_dir, which compiling does not use).
+
+  Raises:
+    SettingError: a required field no gin file binds (named, with what to pass), or a value
+      a run cannot use.
   """
-  bound = gin.get_bindings(train)
-  return {name: bound.get(name, parameter.default)
-          for name, parameter in inspect.signature(train).parameters.items()}
+  from annotanchor.training import run_config
+
+  for cls, given in ((TrainConfig, overrides), (run_config.DataConfig, {})):
+    for field in dataclasses.fields(cls):
+      if (field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+          and field.name not in given and not _is_bound(cls, field.name)):
+        raise SettingError(f"{cls.__name__}.{field.name} is not bound: "
+                           f"{_REQUIRED_HINTS[field.name]}")
+  return gin.get_configurable(TrainConfig)(**overrides)
 
 
-def check_numbers(*, train_steps, batch_size, task_feature_lengths, microbatches,
-                  checkpoint_every, keep_checkpoints, log_every, z_loss, peak_flops) -> None:
-  """Refuses, at start-up and with one line naming it, a number a run cannot use."""
-  require(is_count(train_steps), "TRAIN_STEPS", train_steps, "a positive integer")
-  require(is_count(batch_size), "BATCH_SIZE", batch_size, "a positive integer")
-  require(isinstance(task_feature_lengths, Mapping) and "targets" in task_feature_lengths
-          and all(is_count(v, 2) for v in task_feature_lengths.values()),
-          "TASK_FEATURE_LENGTHS", task_feature_lengths,
-          "a mapping like {'targets': 512} of lengths >= 2")
-  require(is_count(microbatches) and batch_size % microbatches == 0, "train.microbatches",
-          microbatches, f"a positive integer that divides BATCH_SIZE={batch_size}")
-  for name, value in (("checkpoint_every", checkpoint_every),
-                      ("keep_checkpoints", keep_checkpoints), ("log_every", log_every)):
-    require(is_count(value), f"train.{name}", value, "a positive integer")
-  require(isinstance(z_loss, (int, float)) and z_loss >= 0, "train.z_loss", z_loss,
-          "a number >= 0")
-  require(peak_flops is None or (isinstance(peak_flops, (int, float)) and peak_flops > 0),
-          "train.peak_flops", peak_flops, "None or a positive number of FLOP/s")
+def _is_bound(cls: type, parameter: str) -> bool:
+  """Whether gin binds `cls`'s `parameter` (without evaluating the binding)."""
+  try:
+    gin.query_parameter(f"{cls.__module__}.{cls.__name__}.{parameter}")
+  except ValueError:  # Not bound, or `cls` unregistered: no gin file names it.
+    return False
+  return True
+
+
+def check_settings() -> None:
+  """Builds the run's TrainConfig, so that `annotanchor.gin_check` (the demo, before its
+  first step) refuses a number the run cannot use."""
+  configured_run()
 
 
 def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
@@ -164,5 +151,5 @@ def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
   """Exit status: 0 done, 2 bad configuration or input, 3 stopped by SIGTERM (resumable)."""
   return gin_utils.run_main(
-      "train", train, argv, doc=__doc__,
+      "train", lambda: train(configured_run()), argv, doc=__doc__,
       exit_code=lambda result: 3 if result.preempted else 0)

@@ -15,7 +15,7 @@ for slice in "v5e-64 16" "v6e-256 4"; do
     [[ -f "$out" ]] && continue
     JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3 "$BIN/annotanchor" compile \
       --gin_file="gin/models/$model.gin" --gin_file="$gin" \
-      --gin.TOPOLOGY="'$topology'" --gin.train.train.microbatches="$microbatches" \
+      --gin.TOPOLOGY="'$topology'" --gin.StepConfig.microbatches="$microbatches" \
       --gin.DECODE_ROWS=256 --gin.DECODE_SLOTS=2048 --gin.COMPILE_OUTPUT="'$out'" \
       | grep -v '^    ' || true  # Exit 1 (does not fit) is a table entry too.
   done

@@ -63,7 +63,7 @@ def _train(tmp_path, name, model_dir, pattern, vocab, steps):
       f"--gin.MODEL_DIR='{model_dir}'", f"--gin.TRAIN_STEPS={steps}", "--gin.BATCH_SIZE=8",
       "--gin.TASK_FEATURE_LENGTHS={'targets': 64}", f"--gin.MIXTURE_OR_TASK_NAME='{name}_pretrain'",
       "--gin.VOCAB_SIZE=512", "--gin.optim.OptimizerConfig.learning_rate=1e-2",
-      "--gin.optim.OptimizerConfig.warmup_steps=5", "--gin.train.train.log_every=5"])
+      "--gin.optim.OptimizerConfig.warmup_steps=5", "--gin.TrainConfig.log_every=5"])
 
 
 def test_serve_a_trained_checkpoint_annotate_through_it_and_train_on_the_result(tmp_path):

@@ -55,10 +55,21 @@ def test_infer_decoding_settings_are_checked():
       None, "mode='anchord'; expected one of ('direct', 'anchored', 'given_annotation')")
 
 
+@pytest.mark.parametrize("binding, message", [
+    ("--gin.StepConfig.microbatches=3", "StepConfig.microbatches=3: expected a positive "
+     "integer that divides BATCH_SIZE=16"),
+    ("--gin.BATCH_SIZE=0", "BATCH_SIZE=0: expected a positive integer"),
+    ("--gin.CheckpointConfig.every=0", "CheckpointConfig.every=0: expected a positive integer"),
+])
+def test_train_numbers_are_checked_before_the_run(binding, message):
+  """The whole TrainConfig is built by the check: the demo refuses a number before step 1."""
+  assert gin_check.check(TRAIN + [binding]) == (None, message)
+
+
 def test_first_failure_reports_the_first_failing_command():
   commands = [{"title": "ok", "argv": TRAIN},
-              {"title": "bad", "argv": TRAIN + ["--gin.train.train_step=1"]},
+              {"title": "bad", "argv": TRAIN + ["--gin.TrainConfig.train_step=1"]},
               {"title": "worse", "argv": TRAIN + ["--gin.X=("]}]
   failure = gin_check.first_failure(commands)
-  assert failure["title"] == "bad" and failure["binding"] == "--gin.train.train_step=1"
+  assert failure["title"] == "bad" and failure["binding"] == "--gin.TrainConfig.train_step=1"
   assert gin_check.first_failure(commands[:1]) == {}

@@ -34,10 +34,10 @@ for binding in "${GIN_BINDINGS[@]+"${GIN_BINDINGS[@]}"}"; do
 done
 location_flags
 
-# train.train.distributed=True: jax.distributed.initialize() finds the other workers.
+# TrainConfig.distributed=True: jax.distributed.initialize() finds the other workers.
 TRAIN=(.venv/bin/annotanchor train)
 for f in "${GIN_FILES[@]}"; do TRAIN+=("--gin_file=$f"); done
-TRAIN+=("--gin.MODEL_DIR='$MODEL_DIR'" "--gin.train.train.distributed=True")
+TRAIN+=("--gin.MODEL_DIR='$MODEL_DIR'" "--gin.TrainConfig.distributed=True")
 for b in "${GIN_BINDINGS[@]+"${GIN_BINDINGS[@]}"}"; do TRAIN+=("--gin.$b"); done
 printf -v TRAIN_LINE '%q ' "${TRAIN[@]}"
 REMOTE="cd ~/annotanchor && nohup ${TRAIN_LINE% } > ~/train.log 2>&1 < /dev/null &"

@@ -16,7 +16,7 @@ def _train(model_dir, steps, *extra, run_file="pretrain"):
   return run(["train", "--gin_file=gin/models/tiny.gin", f"--gin_file=gin/runs/{run_file}.gin",
               f"--gin.MODEL_DIR='{model_dir}'", f"--gin.TRAIN_STEPS={steps}",
               "--gin.BATCH_SIZE=4", "--gin.TASK_FEATURE_LENGTHS={'targets': 32}",
-              "--gin.train.train.checkpoint_every=2",
+              "--gin.CheckpointConfig.every=2",
               # A schedule independent of TRAIN_STEPS: then 4 steps resumed to 6 equal 6.
               "--gin.optim.OptimizerConfig.decay_steps=6", *extra], timeout=240)
 

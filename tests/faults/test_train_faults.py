@@ -111,8 +111,10 @@ def test_skipped_records_are_reported_once_each_and_summed_up(tmp_path, vocab):
     ("--gin.TRAIN_STEPS=-3", "TRAIN_STEPS=-3"),
     ("--gin.BATCH_SIZE=0", "BATCH_SIZE=0"),
     ("--gin.TASK_FEATURE_LENGTHS={'targets': 0}", "TASK_FEATURE_LENGTHS="),
-    ("--gin.train.train.microbatches=3", "train.microbatches=3"),
-    ("--gin.train.train.log_every=0", "train.log_every=0"),
+    ("--gin.StepConfig.microbatches=3", "StepConfig.microbatches=3"),
+    ("--gin.TrainConfig.log_every=0", "TrainConfig.log_every=0"),
+    ("--gin.CheckpointConfig.keep=0", "CheckpointConfig.keep=0"),
+    ("--gin.StepConfig.nan_policy='ignore'", "StepConfig.nan_policy='ignore'"),
     ("--gin.AnchoredMixtureRates.annotation_only_rate=1.5", "annotation_only_rate"),
 ])
 def test_a_number_a_run_cannot_use_is_refused_at_start_up(tmp_path, vocab, binding, setting):

@@ -143,13 +143,13 @@ def test_model_gin_binds_the_imported_config(imported):
   """MODEL_DIR/model.gin is what `train --gin_file=` needs to fine-tune from the import."""
   import gin
 
-  from annotanchor import train
   from annotanchor.training import metadata
+  from annotanchor.training.run_config import TrainConfig
 
   gin.clear_config()
   try:
     gin.parse_config_file(os.path.join(imported.model_dir, "model.gin"))
-    assert train.configured_arguments()["model_config"] == imported.config
+    assert gin.get_bindings(TrainConfig)["model"] == imported.config
   finally:
     gin.clear_config()
   saved, _ = metadata.read_metadata(imported.model_dir)

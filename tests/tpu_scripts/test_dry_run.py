@@ -67,7 +67,7 @@ def test_launch_runs_one_train_command_on_all_workers():
   train = remote[start:remote.index(">")]
   assert train == [".venv/bin/annotanchor", "train", "--gin_file=gin/models/2_5b.gin",
                    "--gin_file=gin/runs/pretrain_2_5b_50b.gin",
-                   "--gin.MODEL_DIR='gs://bucket/runs/2_5b'", "--gin.train.train.distributed=True",
+                   "--gin.MODEL_DIR='gs://bucket/runs/2_5b'", "--gin.TrainConfig.distributed=True",
                    "--gin.MIXTURE_OR_TASK_NAME='my_task'"]
   assert remote[:3] == ["cd", "~/annotanchor", "&&"] and remote[start - 1] == "nohup"
 

@@ -43,7 +43,7 @@ def _records(model_dir):
 @pytest.mark.slow
 def test_pretrain_then_finetune_from_the_command_line(tmp_path):
   base = str(tmp_path / "base")
-  done = _run(_train_cmd(base, 6, "--gin.train.train.log_every=2"))
+  done = _run(_train_cmd(base, 6, "--gin.TrainConfig.log_every=2"))
   assert done.returncode == 0, done.stderr[-3000:]
   records = _records(base)
   assert [r["step"] for r in records] == [2, 4, 6]
@@ -74,10 +74,10 @@ def test_bad_configuration_fails_with_one_clear_line(tmp_path, flag, message):
 def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
   steps = 150
   reference = str(tmp_path / "reference")
-  assert _run(_train_cmd(reference, steps, "--gin.train.train.log_every=1")).returncode == 0
+  assert _run(_train_cmd(reference, steps, "--gin.TrainConfig.log_every=1")).returncode == 0
 
   interrupted = str(tmp_path / "interrupted")
-  proc = subprocess.Popen(_train_cmd(interrupted, steps, "--gin.train.train.log_every=1"),
+  proc = subprocess.Popen(_train_cmd(interrupted, steps, "--gin.TrainConfig.log_every=1"),
                           cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
   metrics = os.path.join(interrupted, "train_metrics.jsonl")
@@ -92,7 +92,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
   stopped_at, _ = _final_params(interrupted)
   assert 10 <= stopped_at < steps
 
-  resumed = _run(_train_cmd(interrupted, steps, "--gin.train.train.log_every=1"))
+  resumed = _run(_train_cmd(interrupted, steps, "--gin.TrainConfig.log_every=1"))
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"Resuming from {interrupted}/checkpoints/{stopped_at}" in resumed.stderr
   final_step, got = _final_params(interrupted)
