@@ -30,6 +30,8 @@ from annotanchor.annotation.annotators import Annotator
 from annotanchor.annotation.record_kinds import RecordKind
 from annotanchor.annotation.runner import annotate_corpus
 from annotanchor.annotation.summary import format_summary
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.errors import SettingError
 
 
 @gin.configurable
@@ -39,10 +41,20 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
              output_format: str = "jsonl", record_kind: str = "documents",
              text_field: str = "text", prompt_field: str = "prompt",
              messages_field: str = "messages", show_prompt: bool = False,
-             id_field: str = "id", progress_bar: bool | None = None) -> dict[str, Any]:
+             id_field: str = "id", progress_bar: bool | None = None,
+             annotation_format: AnnotationFormat = AnnotationFormat()) -> dict[str, Any]:
   """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args and
   `annotanchor.annotation.record_kinds` for `record_kind` ("documents", "sft_pairs" or
-  "sft_chat") and its fields (for "sft_pairs" `text_field` is the response's)."""
+  "sft_chat") and its fields (for "sft_pairs" `text_field` is the response's).
+
+  `annotation_format` is the format the files are written in: that of the template of the
+  corpus that will read them (`JsonlCorpus.template`); an annotator's `TagSchema.fmt` must
+  be the same."""
+  schema_format = getattr(getattr(annotator, "schema", None), "fmt", annotation_format)
+  if schema_format != annotation_format:
+    raise SettingError(f"TagSchema.fmt={schema_format} differs from annotate.annotation_format="
+                       f"{annotation_format}: the tags would be checked against other "
+                       "delimiters than they are written in")
   kind = RecordKind(record_kind, text_field, prompt_field, messages_field, show_prompt)
   if isinstance(inputs, str):
     inputs = [inputs]
@@ -52,7 +64,8 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
   return annotate_corpus(
       inputs, output_dir, annotator, docs_per_shard=docs_per_shard, shard_index=shard_index,
       shard_count=shard_count, concurrency=concurrency, output_format=output_format,
-      kind=kind, id_field=id_field, progress_bar=progress_bar, report=report)
+      kind=kind, id_field=id_field, fmt=annotation_format, progress_bar=progress_bar,
+      report=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

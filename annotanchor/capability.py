@@ -108,10 +108,9 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
                     f"{previous.arm!r}, {dict(previous.run)}); delete it or choose another "
                     "OUTPUT_DIR")
 
-  bound_model, template_explicit = gin_utils.sampling_bindings(model_config, template)
+  bound_model = gin_utils.bound_model_fields(model_config)
   setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
-                               template=template or PromptTemplate(),
-                               template_explicit=template_explicit, mesh=mesh)
+                               template=template, mesh=mesh)
   scorer = ContinuationScorer(setup.sampler.config, setup.sampler.mesh,
                               setup.sampler.param_shardings, rows_per_call=rows_per_call)
   gin_utils.write_operative_config(output_dir)

@@ -28,7 +28,7 @@ from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeQuality
 from annotanchor.evaluation.judge_labels import JudgeLabeller
 from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
-from annotanchor.evaluation.samples import ArmSamples, load_arms
+from annotanchor.evaluation.samples import ArmSamples, annotation_format, load_arms
 
 for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQuality, MiniLMEmbedder):
   gin.external_configurable(_cls, module="annotanchor.evaluation")
@@ -36,11 +36,14 @@ for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQualit
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
-def _resolve_labeller(labeller, inputs: Sequence[str]):
+def _resolve_labeller(labeller, inputs: Sequence[str], fmt: AnnotationFormat):
+  """The labeller to use; one that reads annotations reads them in the samples' `fmt`."""
+  if labeller == "annotation_tags":
+    return AnnotationTagLabeller(fmt=fmt)
+  if isinstance(labeller, AnnotationTagLabeller):
+    return labeller.with_format(fmt)
   if labeller is None or callable(labeller):
     return labeller
-  if labeller == "annotation_tags":
-    return AnnotationTagLabeller()
   return labeller_from_path(labeller, inputs)
 
 
@@ -195,10 +198,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       raise SettingError("evaluate.frontiers compares arms at matched quality: it needs "
                          "evaluate.quality_fn")
     frontier.check_curves(frontiers, arms.arms, temperatures)
+  fmt = annotation_format([s for rows in arms.by_arm.values() for row in rows for s in row])
   # Importing a user module may register gin configurables (the storyworld parser's
   # package does), which gin refuses once the config is locked.
   with gin.unlock_config():
-    labeller = _resolve_labeller(labeller, labeller_inputs)
+    labeller = _resolve_labeller(labeller, labeller_inputs, fmt)
     qfn = _resolve_quality(quality_fn, quality_inputs)
     constraints = _resolve_constraints(prompt_constraints)
   embed = _resolve_embedder(embedder)
@@ -248,11 +252,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   if attrs and not isinstance(labeller, AnnotationTagLabeller):
     adherent = adherence.adherence_by_arm(
         {a: [s for row in arms.by_arm[a] for s in row] for a in order}, sft_arm,
-        AnnotationTagLabeller(), labeller, attrs)
+        AnnotationTagLabeller(fmt=fmt), labeller, attrs)
 
-  # The gin-bound format the run's preprocessors formatted with.
+  # In the format the checkpoints were trained with, as the samples record it.
   malformed = wellformed.malformed_by_arm(
-      {a: [s for row in arms.by_arm[a] for s in row] for a in order}, AnnotationFormat())
+      {a: [s for row in arms.by_arm[a] for s in row] for a in order}, fmt)
 
   files = ({k: os.fspath(v) for k, v in sample_files.items()}
            if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])

@@ -90,34 +90,20 @@ def parse_and_bind(argv: Sequence[str], *, finalize: bool = True) -> list[str]:
   return rest
 
 
-def sampling_bindings(model_config: Any | None,
-                      template: Any | None) -> tuple[dict[str, Any], bool]:
-  """What the user set that a checkpoint's metadata is checked against.
-
-  Args:
-    model_config: an explicit TransformerConfig argument, or None.
-    template: an explicit PromptTemplate argument, or None.
-
-  Returns:
-    (the TransformerConfig fields set: all of model_config's, else those bound in gin by
-    a gin/models/ file or flags; whether a prompt template or annotation format was set).
-  """
+def bound_model_fields(model_config: Any | None) -> dict[str, Any]:
+  """The TransformerConfig fields the user set, which a checkpoint's metadata is checked
+  against: all of `model_config`'s (an explicit argument), else those bound in gin by a
+  gin/models/ file or flags."""
   import dataclasses  # Here: gin_utils is imported by every command, `--help` included.
 
-  from annotanchor.data.annotations import AnnotationFormat
-  from annotanchor.data.prompts import PromptTemplate
   from annotanchor.model.config import TransformerConfig
 
   if model_config is not None:
-    bound = dataclasses.asdict(model_config)
-  else:
-    try:  # Registered only once a gin file names it (dynamic registration).
-      bound = dict(gin.get_bindings(TransformerConfig))
-    except ValueError:
-      bound = {}
-  explicit = template is not None or bool(gin.get_bindings(PromptTemplate)
-                                          or gin.get_bindings(AnnotationFormat))
-  return bound, explicit
+    return dataclasses.asdict(model_config)
+  try:  # Registered only once a gin file names it (dynamic registration).
+    return dict(gin.get_bindings(TransformerConfig))
+  except ValueError:
+    return {}
 
 
 def write_operative_config(model_dir: str) -> str:

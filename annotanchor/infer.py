@@ -34,7 +34,8 @@ from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
-from annotanchor.evaluation.samples import Sample, SampleFileError, write_samples
+from annotanchor.evaluation.samples import (Sample, SampleFileError, decoding_record,
+                                            write_samples)
 from annotanchor.model.config import TransformerConfig
 
 
@@ -194,15 +195,15 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
       return out_path
     raise InferError(f"{marker} marks a finished run with other settings ({previous}); "
                      f"delete it and {out_path}, or choose another OUTPUT_DIR")
-  done = _resume(partial, run, num_samples)
+  bound_model = gin_utils.bound_model_fields(model_config)
+  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
+                               template=template, mesh=mesh)
+  # Each sample also records the checkpoint's annotation format, where it is not standard.
+  decoding = decoding_record(run["decoding"], setup.template.annotation_format)
+  done = _resume(partial, {**run, "decoding": decoding}, num_samples)
   todo = [(pid, p) for pid, p in prompts if pid not in done]
   if done:
     logging.info("resuming: %d of %d prompts already sampled", len(done), len(prompts))
-
-  bound_model, template_explicit = gin_utils.sampling_bindings(model_config, template)
-  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
-                               template=template or PromptTemplate(),
-                               template_explicit=template_explicit, mesh=mesh)
   generator = Generator(setup.sampler, setup.params, setup.vocabulary, settings, setup.template)
   gin_utils.write_operative_config(output_dir)
 
@@ -218,7 +219,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
       for (pid, prompt), gens in zip(batch, generations):
         samples = [Sample(prompt_id=pid, prompt=prompt, annotation=g.annotation,
                           response=g.response, sample_index=j, arm=arm,
-                          decoding=settings.record()) for j, g in enumerate(gens)]
+                          decoding=decoding) for j, g in enumerate(gens)]
         done[pid] = samples
         lines += [s.to_json() + "\n" for s in samples]
       f.write("".join(lines))

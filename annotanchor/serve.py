@@ -75,11 +75,10 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     raise SettingError("set at most one of VOCABULARY_PATH and serve.serve.vocabulary")
   if vocabulary_path is not None:
     vocabulary = load_vocabulary(vocabulary_path)
-  bound_model, template_explicit = gin_utils.sampling_bindings(model_config, template)
+  bound_model = gin_utils.bound_model_fields(model_config)
   setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
-                               template=template or PromptTemplate(),
-                               template_explicit=template_explicit, mesh=mesh)
-  engine = Engine(setup.sampler, setup.params, setup.vocabulary, mode, setup.template,
+                               template=template, mesh=mesh)
+  engine = Engine(setup.sampler, setup.params, setup.vocabulary, setup.template, mode,
                   max_annotation_tokens, annotation_temperature)
   batcher = Batcher(engine.run, max_batch, batch_window_s)
   limits = Limits(model=model_name, max_n=max_n, max_prompts=max_batch, max_tokens=max_tokens,

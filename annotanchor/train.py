@@ -20,8 +20,7 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.data import pipeline
-from annotanchor.data.prompts import PromptTemplate
-from annotanchor.data.registration import register_configured_corpora
+from annotanchor.data.registration import register_configured_corpora, task_template
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
@@ -75,13 +74,14 @@ def model_and_optimizer(config: TrainConfig):
 def run_metadata(model_config: TransformerConfig, mixture_or_task_name: str, model_dir: str,
                  *, copy_vocabulary: bool) -> dict[str, Any]:
   """What every checkpoint of the run records: the network, the task's vocabulary (its file
-  copied into MODEL_DIR when `copy_vocabulary`) and the prompt template."""
+  copied into MODEL_DIR when `copy_vocabulary`) and the template the task was registered
+  with."""
   import seqio  # The task registry; imported here to keep `--help` fast.
 
   vocabulary = seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
   return metadata.RunMetadata(
       model_config, metadata.describe_vocabulary(vocabulary, model_dir, copy=copy_vocabulary),
-      PromptTemplate()).to_json()
+      task_template(mixture_or_task_name)).to_json()
 
 
 # What a required TrainConfig field means when no gin file binds it.

@@ -59,13 +59,15 @@ def cli(*args: str, env=None) -> None:
 def build_checkpoint(work: str, model_gin: str, steps: int, env) -> tuple[str, str]:
   """(model_dir, vocabulary path) of a model pretrained on metadata-annotated shards."""
   from annotanchor.data import sources, vocabulary
+  from annotanchor.data.annotations import AnnotationFormat
+  from annotanchor.data.validated import Documents
   meta = os.path.join(work, "meta")
   cli("annotate", "--gin_file=gin/runs/annotate.gin",
       f"--gin.INPUTS=['{write_corpus(os.path.join(work, 'raw.jsonl'), 64)}']",
       f"--gin.OUTPUT_DIR='{meta}'", "--gin.ANNOTATOR=@annotators.MetadataAnnotator()",
       "--gin.annotators.MetadataAnnotator.fields={'category': 'topic'}", env=env)
   pattern = os.path.join(meta, "annotated-*.jsonl")
-  docs = list(sources.read_examples([pattern], sources.document_example))
+  docs = list(sources.read_examples([pattern], Documents(AnnotationFormat())))
   texts = [f"<ann> {a} </ann> {c}" for d in docs for a, c in zip(d["annotations"], d["chunks"])]
   vocab = vocabulary.train_sentencepiece(texts * 4, os.path.join(work, "spm.model"), 400)
   corpus_gin = os.path.join(work, "corpus.gin")
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
   from annotanchor.annotation.prompt import AnnotationPrompt
   from annotanchor.annotation.runner import annotate_corpus
   from annotanchor.annotation.schema import TagSchema
+  from annotanchor.data.annotations import AnnotationFormat
 
   with tempfile.TemporaryDirectory() as work:
     model_dir, vocab = build_checkpoint(work, args.model_gin, args.train_steps, env)
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         summary = annotate_corpus(inputs, os.path.join(work, f"run{next(runs)}"), annotator,
                                   docs_per_shard=max(args.docs // 4, 1), concurrency=concurrency,
-                                  progress_bar=False)
+                                  progress_bar=False, fmt=AnnotationFormat())
         return summary["chunks"] / (time.perf_counter() - start), summary
       for _ in range(args.warmup):  # The sampler compiles each batch and length shape once.
         for c in CONCURRENCY:

@@ -18,6 +18,8 @@ import gin
 from annotanchor import annotate as annotate_lib
 from annotanchor import train as train_lib
 from annotanchor.data import sources, vocabulary
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.validated import Documents
 
 from tests.xla_flags import xla_flags
 
@@ -74,7 +76,7 @@ def test_serve_a_trained_checkpoint_annotate_through_it_and_train_on_the_result(
       f"--gin.OUTPUT_DIR='{meta_dir}'", "--gin.ANNOTATOR=@annotators.MetadataAnnotator()",
       "--gin.annotators.MetadataAnnotator.fields={'category': 'topic'}"]) == 0
   pattern = str(meta_dir / "annotated-*.jsonl")
-  docs = list(sources.read_examples([pattern], sources.document_example))
+  docs = list(sources.read_examples([pattern], Documents(AnnotationFormat())))
   assert len(docs) == 24 and docs[0]["annotations"] == ["topic:sea"] * 2
   texts = [f"<ann> {a} </ann> {c}" for d in docs for a, c in zip(d["annotations"], d["chunks"])]
   vocab = vocabulary.train_sentencepiece(texts * 4, str(tmp_path / "spm.model"), vocab_size=400)
@@ -113,7 +115,7 @@ def test_serve_a_trained_checkpoint_annotate_through_it_and_train_on_the_result(
   assert summary["chunks"] == 18 and summary["shards"] == 3
   assert summary["chunks_annotated"] + summary["failed"] == 18
   annotated = list(sources.read_examples([str(out / "annotated-*.jsonl")],
-                                         sources.document_example))
+                                         Documents(AnnotationFormat())))
   assert len(annotated) == summary["documents_written"] >= 1
   # What the trained model annotates: tags it learned, e.g. topic:sea.
   print("annotations sampled through the server:", [d["annotations"] for d in annotated])

@@ -15,6 +15,7 @@ import seqio
 from annotanchor.data import annotations, ids, pipeline, registration, reporting
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.decoding.sampler import temperature_sample
 from annotanchor.model.losses import loss_terms
@@ -160,7 +161,7 @@ def test_sampling_draws_ids_zero_and_one_and_stops_only_at_eos(corpus):
   table[1, 0], table[1, vocab.eos_id] = -10.0, 10.0
   sampler = BigramSampler(table)
   generator = Generator(sampler, None, vocab, DecodeSettings(
-      num_samples=2, temperature=0.0, max_new_tokens=8, prompt_format="raw"))
+      num_samples=2, temperature=0.0, max_new_tokens=8, prompt_format="raw"), PromptTemplate())
   continuations = generator.continue_texts(["a", "b"], ["Tell.", "Tell a longer story."])
   for row in continuations:
     for c in row:

@@ -61,15 +61,13 @@ def _line_pairs(text: str) -> list[tuple[str, str]]:
   return [m.groups() for m in map(_LINE.match, text.splitlines()) if m]
 
 
-def parse_response(text: str, schema: TagSchema,
-                   fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT
-                   ) -> tuple[annotations.Tag, ...]:
+def parse_response(text: str, schema: TagSchema) -> tuple[annotations.Tag, ...]:
   """The tags of an annotator's answer (see the module docstring for the shapes read).
 
   Args:
     text: the answer (a completion's text or a chat message's content).
-    schema: keeps, normalises and limits the tags.
-    fmt: the annotation delimiters, recognised when the answer uses them.
+    schema: keeps, normalises and limits the tags; its format's delimiters are recognised
+      when the answer uses them.
 
   Returns:
     At least one tag.
@@ -77,12 +75,12 @@ def parse_response(text: str, schema: TagSchema,
   Raises:
     ResponseParseError: no shape gives a schema-valid tag.
   """
-  body = _FENCE.sub(" ", text)
+  body, fmt = _FENCE.sub(" ", text), schema.fmt
   span = annotations.find_annotation(body, fmt)
   if span is not None:
     body = body[span[0] + len(fmt.open):span[1]]
   for reader in (_json_pairs, _inline_pairs, _line_pairs):
-    tags = schema.normalize(reader(body), fmt)
+    tags = schema.normalize(reader(body))
     if tags:
       return tags
   shown = text if len(text) <= 200 else text[:200] + "..."

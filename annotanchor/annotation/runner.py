@@ -115,7 +115,7 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
                     docs_per_shard: int = 1000, shard_index: int = 0, shard_count: int = 1,
                     concurrency: int = 8, output_format: str = "jsonl",
                     kind: RecordKind = RecordKind(), id_field: str = "id",
-                    fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT,
+                    fmt: annotations.AnnotationFormat,
                     progress_bar: Optional[bool] = None,
                     report: Optional[Callable[[dict[str, Any]], None]] = None
                     ) -> dict[str, Any]:

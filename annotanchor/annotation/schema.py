@@ -34,11 +34,15 @@ class TagSchema:
     max_value_chars: values longer than this (after normalisation) are dropped.
     max_tags: at most this many tags are kept, in order.
     lowercase_values: lower-case every value.
+    fmt: the annotation format the tags will be written in (the reading corpus's
+      template's; `annotate.annotation_format`): a value holding one of its delimiters
+      is dropped, and an answer written in it is read between its delimiters.
   """
   allowed_keys: Optional[Sequence[str]] = PAPER_KEYS
   max_value_chars: int = 40
   max_tags: int = 12
   lowercase_values: bool = True
+  fmt: annotations.AnnotationFormat = annotations.AnnotationFormat()
 
   def __post_init__(self):
     if self.allowed_keys is not None:
@@ -56,14 +60,11 @@ class TagSchema:
     """`" Main Topic "` -> `"main_topic"`; `"sub-genre"` -> `"sub_genre"`."""
     return annotations.normalize_value(key.strip(_TRIM + " ").replace("-", " ").lower())
 
-  def normalize(self, pairs: Iterable[tuple[str, str]],
-                fmt: annotations.AnnotationFormat = annotations.DEFAULT_FORMAT
-                ) -> tuple[annotations.Tag, ...]:
+  def normalize(self, pairs: Iterable[tuple[str, str]]) -> tuple[annotations.Tag, ...]:
     """The schema-valid tags among raw (key, value) pairs, normalised, duplicates dropped.
 
     Args:
       pairs: keys and values as an annotator wrote them.
-      fmt: the delimiters the tags are written between; a value holding one is dropped.
 
     Returns:
       The kept tags, in their original order (possibly none).
@@ -79,7 +80,7 @@ class TagSchema:
       if len(value) > self.max_value_chars or (key, value) in kept:
         continue
       try:
-        annotations.validate_tag(key, value, fmt)
+        annotations.validate_tag(key, value, self.fmt)
       except annotations.AnnotationError:
         continue
       kept.append((key, value))

@@ -12,8 +12,6 @@ import dataclasses
 import re
 from typing import Optional, Sequence
 
-import gin
-
 Tag = tuple[str, str]
 
 _KEY = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -24,10 +22,15 @@ class AnnotationError(ValueError):
   """Raised for text that is not a well-formed annotation."""
 
 
-@gin.configurable
 @dataclasses.dataclass(frozen=True)
 class AnnotationFormat:
   """The delimiters around an annotation.
+
+  One object, owned by the corpus's PromptTemplate (`JsonlCorpus.template`, storyworld's
+  `TEMPLATE`), reaches every layer that formats or parses: the tasks' sources and
+  preprocessors, the checkpoint's metadata, decoding, and each sample's record for
+  evaluation. It is a plain value (no gin state); gin files construct another with
+  `@annotations.AnnotationFormat()` where a corpus needs one.
 
   Attributes:
     open: opening delimiter.
@@ -43,9 +46,6 @@ class AnnotationFormat:
                               "whitespace or ':'.")
     if self.open == self.close:
       raise AnnotationError(f"The open and close delimiters are both {self.open!r}.")
-
-
-DEFAULT_FORMAT = AnnotationFormat()
 
 
 def normalize_value(value: str) -> str:
@@ -78,7 +78,7 @@ def format_body(tags: Sequence[Tag]) -> str:
   return " ".join(f"{k}:{v}" for k, v in tags)
 
 
-def format_annotation(tags: Sequence[Tag], fmt: AnnotationFormat = DEFAULT_FORMAT) -> str:
+def format_annotation(tags: Sequence[Tag], fmt: AnnotationFormat) -> str:
   """The full annotation text, `<ann> k:v ... </ann>`.
 
   Raises:
@@ -89,8 +89,7 @@ def format_annotation(tags: Sequence[Tag], fmt: AnnotationFormat = DEFAULT_FORMA
   return f"{fmt.open} {format_body(tags)} {fmt.close}"
 
 
-def annotation_pieces(tags: Sequence[Tag], fmt: AnnotationFormat = DEFAULT_FORMAT
-                      ) -> list[tuple[str, bool]]:
+def annotation_pieces(tags: Sequence[Tag], fmt: AnnotationFormat) -> list[tuple[str, bool]]:
   """Splits `format_annotation(tags)` into (text, is_value) pieces.
 
   Preprocessors tokenize each piece on its own so that the tokens of tag
@@ -136,8 +135,7 @@ def parse_body(body: str, strict: bool = True) -> tuple[Tag, ...]:
   return tuple(tags)
 
 
-def parse_annotation(text: str, fmt: AnnotationFormat = DEFAULT_FORMAT,
-                     strict: bool = True) -> tuple[Tag, ...]:
+def parse_annotation(text: str, fmt: AnnotationFormat, strict: bool = True) -> tuple[Tag, ...]:
   """Parses an annotation's text back into tags.
 
   Strict mode (for ingested data) requires exactly one `<ann> tags </ann>`
@@ -160,8 +158,7 @@ def parse_annotation(text: str, fmt: AnnotationFormat = DEFAULT_FORMAT,
   return () if span is None else parse_body(text[span[0] + len(fmt.open):span[1]], strict=False)
 
 
-def find_annotation(text: str, fmt: AnnotationFormat = DEFAULT_FORMAT
-                    ) -> Optional[tuple[int, int]]:
+def find_annotation(text: str, fmt: AnnotationFormat) -> Optional[tuple[int, int]]:
   """Locates the first annotation in `text`.
 
   Returns:
@@ -176,7 +173,7 @@ def find_annotation(text: str, fmt: AnnotationFormat = DEFAULT_FORMAT
   return start, (len(text) if end < 0 else end)
 
 
-def strip_annotations(text: str, fmt: AnnotationFormat = DEFAULT_FORMAT) -> str:
+def strip_annotations(text: str, fmt: AnnotationFormat) -> str:
   """Removes every annotation (closed or not) from `text`."""
   while (span := find_annotation(text, fmt)) is not None:
     start, end = span

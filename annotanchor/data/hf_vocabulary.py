@@ -99,7 +99,7 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
       `special_tokens_map.json`), or the `tokenizer.json` file; any tf.io.gfile path.
     markers: "plain" or "special" (module docstring).
     marker_strings: the strings added in "special" mode; default
-      `vocabulary.marker_symbols()` of the gin-bound PromptTemplate.
+      `vocabulary.marker_symbols` of the standard PromptTemplate().
     pad_token, bos_token, eos_token: override the tokenizer's (token strings).
 
   Raises:
@@ -137,8 +137,9 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
                            if k in ("pad_token", "bos_token", "eos_token") and v})
     if markers == "special":
       if marker_strings is None:
+        from annotanchor.data.prompts import PromptTemplate
         from annotanchor.data.vocabulary import marker_symbols  # It loads this module.
-        marker_strings = marker_symbols()
+        marker_strings = marker_symbols(PromptTemplate())
       self.marker_strings = tuple(marker_strings)
       own = self._size()
       self._tokenizer.add_special_tokens(

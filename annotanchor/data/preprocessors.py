@@ -26,7 +26,7 @@ Preprocessors that draw random numbers get per-example seeds from SeqIO, so
 they belong after the task's `CacheDatasetPlaceholder` (new draws each epoch)
 and are deterministic for a given `get_dataset` seed.
 """
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import gin
 import seqio
@@ -84,31 +84,31 @@ def _pretraining(dataset: tf.data.Dataset, output_features: Features, dropout_ra
 
 
 @gin.configurable
-def annotated_pretraining(dataset: tf.data.Dataset, output_features: Features,
-                          dropout_rate: float = 0.0,
-                          annotation_format: Optional[AnnotationFormat] = None) -> tf.data.Dataset:
+def annotated_pretraining(dataset: tf.data.Dataset, output_features: Features, *,
+                          template: PromptTemplate,
+                          dropout_rate: float = 0.0) -> tf.data.Dataset:
   """Documents as `<ann> tags </ann> chunk ... EOS`, loss on every token.
 
   Args:
     dataset: documents (`chunks`, `annotations`).
     output_features: the task's features (`targets` gives the vocabulary).
+    template: the corpus's template (its annotation format delimits the annotations).
     dropout_rate: probability that a chunk's annotation is left out.
-    annotation_format: delimiters; default `AnnotationFormat()` (gin).
 
   Returns:
     The sequences (see the module docstring).
   """
-  return _pretraining(dataset, output_features, dropout_rate,
-                      annotation_format or AnnotationFormat())
+  return _pretraining(dataset, output_features, dropout_rate, template.annotation_format)
 
 
-def plain_pretraining(dataset: tf.data.Dataset, output_features: Features) -> tf.data.Dataset:
+def plain_pretraining(dataset: tf.data.Dataset, output_features: Features, *,
+                      template: PromptTemplate) -> tf.data.Dataset:
   """The same documents without annotations (the standard-pretraining arm).
 
   Chunks tokenize exactly as in `annotated_pretraining`, so the two arms
   differ only by the annotation tokens.
   """
-  return _pretraining(dataset, output_features, 1.0, AnnotationFormat())
+  return _pretraining(dataset, output_features, 1.0, template.annotation_format)
 
 
 def _prompt_text(prompt: tf.Tensor, template: PromptTemplate) -> tf.Tensor:
@@ -120,10 +120,9 @@ def _response_text(response: tf.Tensor, template: PromptTemplate) -> tf.Tensor:
   return tf.strings.join([template.response_prefix, tf.strings.strip(response)])
 
 
-def standard_sft(dataset: tf.data.Dataset, output_features: Features,
-                 template: Optional[PromptTemplate] = None) -> tf.data.Dataset:
-  """`prompt response EOS`, loss on response and EOS only."""
-  template = template or PromptTemplate()
+def standard_sft(dataset: tf.data.Dataset, output_features: Features, *,
+                 template: PromptTemplate) -> tf.data.Dataset:
+  """`prompt response EOS`, loss on response and EOS only (`template`: the corpus's)."""
   vocabulary = _vocabulary(output_features)
 
   @seqio.map_over_dataset
@@ -137,26 +136,25 @@ def standard_sft(dataset: tf.data.Dataset, output_features: Features,
 
 
 @gin.configurable
-def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
-                 key_only_rate: float = 0.003, mask_annotation: bool = True,
-                 template: Optional[PromptTemplate] = None) -> tf.data.Dataset:
+def anchored_sft(dataset: tf.data.Dataset, output_features: Features, *,
+                 template: PromptTemplate, key_only_rate: float = 0.003,
+                 mask_annotation: bool = True) -> tf.data.Dataset:
   """`prompt <ann> tags </ann> response EOS`, loss on response and EOS.
 
   Args:
     dataset: SFT examples (`prompt`, `annotation`, `response`).
     output_features: the task's features.
+    template: the corpus's prompt template.
     key_only_rate: fraction of examples whose annotation keys and delimiters
       stay in the loss (values masked), to keep the tag syntax stable.
     mask_annotation: False puts the whole annotation in the loss (weight 1), the
       ablation that lets SFT pull p(annotation | prompt) to its own narrow modes.
-    template: prompt template; default `PromptTemplate()` (gin).
 
   Returns:
     The sequences (see the module docstring).
   """
   if not 0.0 <= key_only_rate <= 1.0:
     raise SettingError(f"key_only_rate must be in [0, 1], got {key_only_rate}.")
-  template = template or PromptTemplate()
   vocabulary = _vocabulary(output_features)
 
   @seqio.map_over_dataset(num_seeds=1)
@@ -176,16 +174,16 @@ def anchored_sft(dataset: tf.data.Dataset, output_features: Features,
 
 
 @gin.configurable
-def annotation_only(dataset: tf.data.Dataset, output_features: Features,
-                    form: str = "pretraining",
+def annotation_only(dataset: tf.data.Dataset, output_features: Features, *,
+                    template: PromptTemplate, form: str = "pretraining",
                     prompts: Sequence[str] = ("Tell me a story.",),
-                    document_level: bool = True,
-                    template: Optional[PromptTemplate] = None) -> tf.data.Dataset:
+                    document_level: bool = True) -> tf.data.Dataset:
   """Annotations of pretraining documents alone, loss on (no EOS).
 
   Args:
     dataset: documents (`chunks`, `annotations`).
     output_features: the task's features.
+    template: the corpus's prompt template.
     form: "pretraining": one `<ann> tags </ann>` sequence per chunk annotation;
       "sft_context": one `prompt <ann> tags </ann>` per document, with a prompt
       drawn from `prompts` (prompt weight 0).
@@ -193,12 +191,10 @@ def annotation_only(dataset: tf.data.Dataset, output_features: Features,
     document_level: in the SFT-context form, annotate with the tags of all
       chunks joined (the document's annotation, like an SFT response's);
       otherwise with the first chunk's.
-    template: prompt template; default `PromptTemplate()` (gin).
 
   Returns:
     The sequences (see the module docstring).
   """
-  template = template or PromptTemplate()
   fmt = template.annotation_format
   vocabulary = _vocabulary(output_features)
   if form == "pretraining":

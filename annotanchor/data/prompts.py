@@ -11,8 +11,6 @@ the response, which `PromptTemplate.split_generation` takes apart again.
 """
 import dataclasses
 
-import gin
-
 from annotanchor.data import annotations
 
 
@@ -30,10 +28,14 @@ class Generation:
   response: str
 
 
-@gin.configurable
 @dataclasses.dataclass(frozen=True)
 class PromptTemplate:
   """User/assistant markers around a prompt.
+
+  A plain value, passed explicitly: a corpus registers its tasks with one (the standard
+  `PromptTemplate()` unless its registration says otherwise, e.g. `JsonlCorpus.template =
+  @prompts.PromptTemplate()` in gin), `train` records the task's in every checkpoint, and
+  `infer`/`serve` read it back from there.
 
   Attributes:
     user_marker: opens the user turn.

@@ -13,6 +13,10 @@ annotation-only sequences at `AnchoredMixtureRates` (gin). Preprocessor
 knobs (annotation dropout, key-only rate, prompt template, ...) are gin
 bindings of the functions in `preprocessors.py`, read when a dataset is built.
 User files are registered from gin with `JsonlCorpus` (see its docstring).
+
+Each registration takes the corpus's `PromptTemplate` and hands it to every source and
+preprocessor of its tasks; `task_template(name)` gives it back (train records it in every
+checkpoint), so one template object governs a corpus from its files to its samples.
 """
 import dataclasses
 import functools
@@ -34,10 +38,35 @@ def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
   return {"targets": seqio.Feature(vocabulary, add_eos=False), LOSS_WEIGHTS: loss_weights_feature()}
 
 
+# Task name -> the template its preprocessors lay sequences out in.
+_TEMPLATES: dict[str, PromptTemplate] = {}
+
+
+def task_template(mixture_or_task_name: str) -> PromptTemplate:
+  """The template a task (or every task of a mixture) was registered with.
+
+  A task registered outside this module (e.g. `synthetic_tokens`, which holds no text)
+  has the standard `PromptTemplate()`.
+
+  Raises:
+    SettingError: a mixture whose tasks were registered with different templates.
+  """
+  if mixture_or_task_name in seqio.MixtureRegistry.names():
+    names = [t.name for t in seqio.get_mixture_or_task(mixture_or_task_name).tasks]
+  else:
+    names = [mixture_or_task_name]
+  templates = {_TEMPLATES.get(name, PromptTemplate()) for name in names}
+  if len(templates) > 1:
+    raise SettingError(f"the tasks of mixture {mixture_or_task_name!r} were registered with "
+                       f"different prompt templates: {sorted(map(str, templates))}")
+  return templates.pop()
+
+
 def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
-         preprocessor: Callable, shuffle_buffer_size: int) -> str:
+         preprocessor: Callable, shuffle_buffer_size: int, template: PromptTemplate) -> str:
   if name in seqio.TaskRegistry.names():
     seqio.TaskRegistry.remove(name)
+  _TEMPLATES[name] = template
   # Stochastic preprocessors come after the cache placeholder: new draws each epoch.
   seqio.TaskRegistry.add(name, source=source, output_features=output_features(vocabulary),
                          preprocessors=[seqio.CacheDatasetPlaceholder(), preprocessor],
@@ -46,6 +75,7 @@ def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
 
 
 def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
+                            template: PromptTemplate,
                             open_prompts: Optional[Sequence[str]] = None,
                             shuffle_buffer_size: int = 10_000,
                             sft_context_source: Optional[seqio.DataSource] = None) -> list[str]:
@@ -55,6 +85,7 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
     prefix: the task name prefix.
     source: the annotated documents.
     vocabulary: the tasks' vocabulary.
+    template: the corpus's template (the annotation format of `source` too).
     open_prompts: prompts of the SFT-context annotation-only form.
     shuffle_buffer_size: the tasks' example shuffle buffer.
     sft_context_source: the documents whose annotations follow `open_prompts` in the
@@ -70,22 +101,27 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
            "annotation_only": functools.partial(preprocessors.annotation_only, form="pretraining"),
            "annotation_only_sft_context": sft_context}
   task_sources = {"annotation_only_sft_context": sft_context_source or source}
-  return [_add(f"{prefix}_{kind}", task_sources.get(kind, source), vocabulary, fn,
-               shuffle_buffer_size) for kind, fn in kinds.items()]
+  return [_add(f"{prefix}_{kind}", task_sources.get(kind, source), vocabulary,
+               functools.partial(fn, template=template), shuffle_buffer_size, template)
+          for kind, fn in kinds.items()]
 
 
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
-                       shuffle_buffer_size: int = 10_000, chat: bool = False,
+                       template: PromptTemplate, shuffle_buffer_size: int = 10_000,
+                       chat: bool = False,
                        append_eos: bool = True) -> list[str]:
   """Registers `P_sft` and `P_sft_anchored` over an SFT source: prompt/response pairs, or
   with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`, ending
-  with EOS unless `append_eos` is False: a Hugging Face chat template closes its turns)."""
-  standard, anchored = preprocessors.standard_sft, preprocessors.anchored_sft
+  with EOS unless `append_eos` is False: a Hugging Face chat template closes its turns).
+  `template` is the corpus's (chat sources are laid out in it by their converter)."""
+  standard = functools.partial(preprocessors.standard_sft, template=template)
+  anchored = functools.partial(preprocessors.anchored_sft, template=template)
   if chat:
     standard = functools.partial(chat_sft.chat_sft, anchored=False, append_eos=append_eos)
     anchored = functools.partial(chat_sft.chat_sft, anchored=True, append_eos=append_eos)
-  return [_add(f"{prefix}_sft", source, vocabulary, standard, shuffle_buffer_size),
-          _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size)]
+  return [_add(f"{prefix}_sft", source, vocabulary, standard, shuffle_buffer_size, template),
+          _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size,
+               template)]
 
 
 @gin.configurable
@@ -150,10 +186,14 @@ class JsonlCorpus:
     documents: split -> file pattern(s) of annotated documents.
     sft: split -> file pattern(s) of SFT examples.
     sft_format: "pairs" (prompt, response, annotation fields) or "messages" (OpenAI/Tulu
-      conversations, each assistant message with its `annotation`; rendered with the
-      gin-bound PromptTemplate, loss turns set by `chat_sft.loss_on`).
+      conversations, each assistant message with its `annotation`; rendered with
+      `template`, loss turns set by `chat_sft.loss_on`).
     chat_template_path: "messages": lay conversations out in the Hugging Face chat template
       of this tokenizer directory (its tokenizer_config.json) instead of our template.
+    template: the corpus's prompt template: the annotation format its files are written
+      in and its sequences are laid out in (default the standard `<user>`/`<assistant>`,
+      `<ann> ... </ann>`; another: `mydocs/JsonlCorpus.template = @prompts.PromptTemplate()`
+      with `from annotanchor.data import prompts`).
     document_fields / sft_fields: field names (`messages_field` for "messages").
     on_error: "raise" or "skip" (see `validated.validated_file`).
     cache_dir: where validated copies of the files are kept (default
@@ -168,6 +208,7 @@ class JsonlCorpus:
   sft_format: str = "pairs"
   messages_field: str = "messages"
   chat_template_path: Optional[str] = None
+  template: PromptTemplate = PromptTemplate()
   on_error: str = "raise"
   cache_dir: Optional[str] = None
 
@@ -186,17 +227,18 @@ class JsonlCorpus:
         list(files), files.__getitem__, convert, on_error=self.on_error,
         cache_dir=self.cache_dir)
     names = []
+    fmt = self.template.annotation_format
     if self.documents:
       names += register_document_tasks(
-          self.name, source(self.documents, validated.Documents(self.document_fields)),
-          vocabulary)
+          self.name, source(self.documents, validated.Documents(fmt, self.document_fields)),
+          vocabulary, self.template)
     if self.sft:
       chat = self.sft_format == "messages"
       jinja = load_chat_template(self.chat_template_path) if self.chat_template_path else None
-      convert = (validated.ChatExamples(PromptTemplate(), self.messages_field, jinja) if chat
-                 else validated.SftExamples(self.sft_fields))
-      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary, chat=chat,
-                                  append_eos=jinja is None)
+      convert = (validated.ChatExamples(self.template, self.messages_field, jinja) if chat
+                 else validated.SftExamples(fmt, self.sft_fields))
+      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary,
+                                  self.template, chat=chat, append_eos=jinja is None)
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name))
     return names

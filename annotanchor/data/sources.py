@@ -153,9 +153,10 @@ def _body(annotation: Any, fmt: ann_lib.AnnotationFormat) -> str:
   return ann_lib.format_body(tags)
 
 
-def document_example(record: Record, where: str, fields: DocumentFields = DocumentFields(),
-                     fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, list[str]]:
-  """Validates a document record into `{"chunks", "annotations"}` (bodies)."""
+def document_example(record: Record, where: str, fmt: ann_lib.AnnotationFormat,
+                     fields: DocumentFields = DocumentFields()) -> dict[str, list[str]]:
+  """Validates a document record, its annotations in `fmt`, into `{"chunks", "annotations"}`
+  (bodies)."""
   text = record_field(record, fields.text, where, scalar=True)
   chunks = ann_lib.split_chunks(text) if isinstance(text, str) else []
   if not chunks:
@@ -174,9 +175,10 @@ def document_example(record: Record, where: str, fields: DocumentFields = Docume
   return {"chunks": chunks, "annotations": bodies}
 
 
-def sft_example(record: Record, where: str, fields: SftFields = SftFields(), anchored: bool = True,
-                fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT) -> dict[str, str]:
-  """Validates an SFT record into `{"prompt", "response"[, "annotation"]}`."""
+def sft_example(record: Record, where: str, fmt: ann_lib.AnnotationFormat,
+                fields: SftFields = SftFields(), anchored: bool = True) -> dict[str, str]:
+  """Validates an SFT record, its annotation in `fmt`, into `{"prompt", "response"[,
+  "annotation"]}`."""
   example = {}
   for key, name in (("prompt", fields.prompt), ("response", fields.response)):
     value = record_field(record, name, where, scalar=True)

@@ -49,27 +49,28 @@ def default_cache_dir() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Documents:
-  """Annotated document records -> `{"chunks": [...], "annotations": [...]}`."""
+  """Annotated document records, their annotations in `fmt` (the corpus template's), ->
+  `{"chunks": [...], "annotations": [...]}`."""
+  fmt: ann_lib.AnnotationFormat
   fields: sources.DocumentFields = sources.DocumentFields()
-  fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT
   signature: ClassVar[dict[str, tf.TensorSpec]] = {
       "chunks": tf.TensorSpec([None], tf.string),
       "annotations": tf.TensorSpec([None], tf.string)}
 
   def __call__(self, record: sources.Record, where: str) -> dict:
-    return sources.document_example(record, where, self.fields, self.fmt)
+    return sources.document_example(record, where, self.fmt, self.fields)
 
 
 @dataclasses.dataclass(frozen=True)
 class SftExamples:
-  """SFT records -> `{"prompt", "response", "annotation"}`."""
+  """SFT records, their annotations in `fmt`, -> `{"prompt", "response", "annotation"}`."""
+  fmt: ann_lib.AnnotationFormat
   fields: sources.SftFields = sources.SftFields()
-  fmt: ann_lib.AnnotationFormat = ann_lib.DEFAULT_FORMAT
   signature: ClassVar[dict[str, tf.TensorSpec]] = {
       k: tf.TensorSpec([], tf.string) for k in ("prompt", "response", "annotation")}
 
   def __call__(self, record: sources.Record, where: str) -> dict:
-    return sources.sft_example(record, where, self.fields, fmt=self.fmt)
+    return sources.sft_example(record, where, self.fmt, self.fields)
 
 
 @dataclasses.dataclass(frozen=True)

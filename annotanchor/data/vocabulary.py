@@ -29,9 +29,8 @@ from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
 
 
-def marker_symbols(template: Optional[PromptTemplate] = None) -> list[str]:
-  """The delimiters and prompt markers that must be single tokens."""
-  template = template or PromptTemplate()
+def marker_symbols(template: PromptTemplate) -> list[str]:
+  """The delimiters and prompt markers of `template` that must be single tokens."""
   fmt = template.annotation_format
   return [fmt.open, fmt.close, template.user_marker, template.assistant_marker]
 
@@ -46,8 +45,8 @@ def train_sentencepiece(texts: Iterable[str], output_path: str, vocab_size: int 
     texts: training sentences (documents are fine; newlines are kept).
     output_path: where to write the `.model` file (any tf.io.gfile path).
     vocab_size: target size; smaller corpora may give fewer pieces.
-    user_defined_symbols: strings that always become one token; default
-      `marker_symbols()`.
+    user_defined_symbols: strings that always become one token; default the standard
+      template's `marker_symbols(PromptTemplate())`.
     model_type: "unigram" or "bpe".
 
   Returns:
@@ -57,7 +56,7 @@ def train_sentencepiece(texts: Iterable[str], output_path: str, vocab_size: int 
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
       model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-      user_defined_symbols=list(user_defined_symbols or marker_symbols()),
+      user_defined_symbols=list(user_defined_symbols or marker_symbols(PromptTemplate())),
       normalization_rule_name="identity", add_dummy_prefix=False,
       remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
       split_digits=True, byte_fallback=True, hard_vocab_limit=False,
@@ -75,7 +74,7 @@ def cached_sentencepiece(texts_fn: Callable[[], Iterable[str]], cache_dir: str, 
                          vocab_size: int = 2048,
                          user_defined_symbols: Sequence[str] = ()) -> str:
   """Trains a model once per (key, settings) under `cache_dir`; returns its path."""
-  symbols = list(user_defined_symbols or marker_symbols())
+  symbols = list(user_defined_symbols or marker_symbols(PromptTemplate()))
   digest = hashlib.sha256(json.dumps([key, vocab_size, symbols]).encode()).hexdigest()[:16]
   path = os.path.join(cache_dir, f"spm-{digest}.model")
   if not tf.io.gfile.exists(path):

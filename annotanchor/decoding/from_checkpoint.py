@@ -25,8 +25,8 @@ class SamplingSetup:
 
 
 def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any],
-                         vocabulary: seqio.Vocabulary | None, template: PromptTemplate,
-                         template_explicit: bool, mesh: Mapping[str, int] | None = None,
+                         vocabulary: seqio.Vocabulary | None, template: PromptTemplate | None,
+                         mesh: Mapping[str, int] | None = None,
                          setting: str = "CHECKPOINT_PATH") -> SamplingSetup:
   """The sampler and parameters of a checkpoint, with its vocabulary and template.
 
@@ -37,8 +37,8 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
       `metadata.resolve_model`).
     vocabulary: the vocabulary the user gave (a task's, or VOCABULARY_PATH), or None for
       the checkpoint's; a given SentencePiece vocabulary must be the checkpoint's.
-    template: the prompt template the command would use.
-    template_explicit: whether the user set `template` (else the checkpoint's is used).
+    template: the prompt template the user gave, which must be the checkpoint's, or None
+      for the checkpoint's.
     mesh: degrees per mesh axis; default every device on `data`.
     setting: names checkpoint_path in errors.
 
@@ -49,7 +49,7 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
   metadata, model_dir = metadata_lib.read_metadata(checkpoint_path, setting)
   where = f"{setting}={checkpoint_path!r}"
   config = metadata_lib.resolve_model(metadata, bound_model, where)
-  template = metadata_lib.check_template(metadata, template, template_explicit, where)
+  template = metadata_lib.check_template(metadata, template, where)
   if metadata is not None:
     saved_digest = metadata.vocabulary.get("sha256")
     if vocabulary is not None and saved_digest is not None:

@@ -134,13 +134,13 @@ class Generator:
     params: the network's parameters (on the sampler's mesh).
     vocabulary: encodes prompts and decodes samples; its EOS ends a response.
     settings: what to draw.
-    template: the prompt template shared with SFT.
+    template: the prompt template the model was fine-tuned with (the checkpoint's).
   """
 
   def __init__(self, sampler: DecoderSampler, params: Any, vocabulary: seqio.Vocabulary,
-               settings: DecodeSettings, template: PromptTemplate | None = None):
+               settings: DecodeSettings, template: PromptTemplate):
     self.sampler, self.params, self.vocab, self.settings = sampler, params, vocabulary, settings
-    self.template = template or PromptTemplate()
+    self.template = template
     fmt = self.template.annotation_format
     self._open = self._encode(fmt.open)
     # The close delimiter as it follows a tag in SFT data (" </ann>") and bare.

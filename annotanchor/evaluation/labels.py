@@ -30,16 +30,25 @@ class AnnotationTagLabeller:
 
   Args:
     keys: only these attributes (None: every key seen).
+    fmt: the annotation format of the samples; None until `evaluate` sets the one the
+      samples record (`samples.annotation_format`) with `with_format`.
   """
 
-  def __init__(self, keys: Sequence[str] = None):
+  def __init__(self, keys: Sequence[str] = None, fmt=None):
     self.keys = None if keys is None else tuple(keys)
+    self.fmt = fmt
+
+  def with_format(self, fmt) -> "AnnotationTagLabeller":
+    """This labeller reading annotations in `fmt` (an AnnotationFormat)."""
+    return AnnotationTagLabeller(self.keys, fmt)
 
   def __call__(self, prompt: str, annotation: str, response: str) -> Dict[str, str]:
     # Imported here: the data package may grow heavy imports; evaluation stays light.
     from annotanchor.data import annotations
+    if self.fmt is None:
+      raise ValueError("AnnotationTagLabeller has no annotation format: use with_format()")
     values: Dict[str, set] = {}
-    for key, value in annotations.parse_annotation(annotation, strict=False):
+    for key, value in annotations.parse_annotation(annotation, self.fmt, strict=False):
       values.setdefault(key, set()).add(value)
     labels = {k: "|".join(sorted(v)) for k, v in values.items()}
     if self.keys is not None:

@@ -8,16 +8,21 @@ A sample file is JSONL, one object per sample:
                 "mode": "anchored", "seed": 0}}
 
 `annotation` may be empty (direct decoding). `decoding` may carry more keys than the
-required ones (e.g. an annotation temperature); they are kept as they are.
+required ones (e.g. an annotation temperature); they are kept as they are. One of them,
+`annotation_format` ({"open": "[[", "close": "]]"}), names the delimiters the checkpoint
+was trained with where they are not the standard `<ann>`/`</ann>`; evaluation parses
+the annotations with it (`annotation_format`).
 """
 import dataclasses
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from annotanchor.data.annotations import AnnotationError, AnnotationFormat
 from annotanchor.errors import UserError
 from annotanchor.evaluation.atomic import write_atomic
 
 DECODING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens", "mode", "seed")
+FORMAT_KEY = "annotation_format"
 
 
 class SampleFileError(UserError, ValueError):
@@ -91,6 +96,42 @@ class Sample:
     if missing_dec:
       raise SampleFileError(f"{where}: decoding lacks {', '.join(missing_dec)}")
     return cls(**{k: obj[k] for k in types})
+
+
+def decoding_record(settings: Mapping[str, Any], fmt: AnnotationFormat) -> dict[str, Any]:
+  """The `decoding` field of samples drawn with `settings` from a checkpoint whose
+  annotations are in `fmt` (recorded where it is not the standard format, so records of
+  standard runs stay as they were)."""
+  if fmt == AnnotationFormat():
+    return dict(settings)
+  return {**settings, FORMAT_KEY: dataclasses.asdict(fmt)}
+
+
+def annotation_format(samples: Sequence[Sample]) -> AnnotationFormat:
+  """The one annotation format the samples were drawn in (see `decoding_record`).
+
+  Raises:
+    SampleFileError: samples in different formats, or a malformed format record.
+  """
+  found = {}
+  for sample in samples:
+    record = sample.decoding.get(FORMAT_KEY)
+    key = None if record is None else json.dumps(record, sort_keys=True)
+    found.setdefault(key, sample)
+  if len(found) > 1:
+    first, second = list(found.values())[:2]
+    raise SampleFileError(
+        f"samples drawn in different annotation formats (arm {first.arm!r}: "
+        f"{first.decoding.get(FORMAT_KEY)}, arm {second.arm!r}: "
+        f"{second.decoding.get(FORMAT_KEY)}): evaluate checkpoints of one corpus together")
+  record = next(iter(found), None)
+  if record is None:
+    return AnnotationFormat()
+  try:
+    return AnnotationFormat(**json.loads(record))
+  except (TypeError, AnnotationError) as e:
+    raise SampleFileError(f"arm {found[record].arm!r}: decoding.{FORMAT_KEY} {record} is not "
+                          f"an annotation format: {e}") from None
 
 
 def write_samples(path: str, samples: Sequence[Sample]) -> None:

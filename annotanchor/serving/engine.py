@@ -25,17 +25,17 @@ class Engine:
     sampler: the jitted sampler (its config's max_len bounds prompt + answer).
     params: the checkpoint's parameters on the sampler's mesh.
     vocabulary: the checkpoint's vocabulary.
+    template: the checkpoint's prompt template (chat rendering, annotation delimiters).
     mode: the decoding mode ("anchored": sample an annotation, then the response;
       "direct"; "given_annotation").
-    template: the SFT prompt template (chat rendering, annotation delimiters).
     max_annotation_tokens, annotation_temperature: the anchored mode's annotation sampling.
   """
 
   def __init__(self, sampler: DecoderSampler, params: Any, vocabulary: seqio.Vocabulary,
-               mode: str = "anchored", template: PromptTemplate | None = None,
+               template: PromptTemplate, mode: str = "anchored",
                max_annotation_tokens: int = 64, annotation_temperature: float = 1.0):
     self.sampler, self.params, self.vocab = sampler, params, vocabulary
-    self.template = template or PromptTemplate()
+    self.template = template
     self.mode = mode
     self.max_annotation_tokens, self.annotation_temperature = (max_annotation_tokens,
                                                                annotation_temperature)

@@ -236,23 +236,23 @@ def resolve_model(metadata: RunMetadata | None, bound: Mapping[str, Any],
   return dataclasses.replace(metadata.model, **overrides)
 
 
-def check_template(metadata: RunMetadata | None, template: PromptTemplate, explicit: bool,
+def check_template(metadata: RunMetadata | None, template: PromptTemplate | None,
                    where: str) -> PromptTemplate:
   """The template to sample with: the checkpoint's, or a given one that agrees with it.
 
   Args:
-    metadata: the checkpoint's (None: no metadata, `template` is used as given).
-    template: the template the command would use.
-    explicit: whether `template` was set by the user (a gin binding or argument).
+    metadata: the checkpoint's (None: no metadata, `template` is used as given, the
+      standard PromptTemplate() when it is None too).
+    template: the template the user gave (a gin binding or argument), or None.
     where: the checkpoint, for messages.
 
   Raises:
-    CheckpointSettingsError: an explicit template other than the checkpoint's, naming the
+    CheckpointSettingsError: a given template other than the checkpoint's, naming the
       first field that differs.
   """
   if metadata is None:
-    return template
-  if explicit and template != metadata.template:
+    return template or PromptTemplate()
+  if template is not None and template != metadata.template:
     saved, given = dataclasses.asdict(metadata.template), dataclasses.asdict(template)
     name = next(k for k in given if given[k] != saved[k])
     raise CheckpointSettingsError(

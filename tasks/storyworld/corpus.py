@@ -13,9 +13,8 @@ import tempfile
 
 import gin
 
-from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.validated import default_cache_dir
-from annotanchor.data.vocabulary import train_sentencepiece
+from annotanchor.data.vocabulary import marker_symbols, train_sentencepiece
 from tasks.storyworld import generate
 
 # Bump when generated text changes, so old caches are not reused.
@@ -41,7 +40,8 @@ def _write_jsonl(path: str, records) -> None:
       f.write(json.dumps(record) + "\n")
 
 
-def _vocab_texts(config: generate.StoryworldConfig, template: PromptTemplate):
+def _vocab_texts(config: generate.StoryworldConfig):
+  template = generate.TEMPLATE
   for doc in generate.pretraining_documents(config, "train"):
     yield doc["text"]
     yield from doc["annotations"]
@@ -56,7 +56,7 @@ def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
   `spm.model`, `config.json`.
   """
   config = config or generate.StoryworldConfig()
-  template = PromptTemplate()
+  template = generate.TEMPLATE
   settings = {"config": dataclasses.asdict(config), "version": GENERATOR_VERSION,
               "vocab_size": vocab_size(), "template": dataclasses.asdict(template)}
   digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -71,8 +71,8 @@ def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
                    generate.pretraining_documents(config, split))
       _write_jsonl(os.path.join(staging, f"sft_{split}.jsonl"), generate.sft_examples(config, split))
     _write_jsonl(os.path.join(staging, "eval_prompts.jsonl"), generate.eval_prompts(config))
-    train_sentencepiece(_vocab_texts(config, template), os.path.join(staging, "spm.model"),
-                        vocab_size())
+    train_sentencepiece(_vocab_texts(config), os.path.join(staging, "spm.model"),
+                        vocab_size(), marker_symbols(template))
     _write_jsonl(os.path.join(staging, "config.json"), [settings])
     os.rename(staging, final)
   except OSError:

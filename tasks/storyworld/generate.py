@@ -20,9 +20,14 @@ from typing import Optional
 import gin
 
 from annotanchor.data.annotations import format_annotation
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
 from tasks.storyworld import templates
 from tasks.storyworld.world import ATTRIBUTES
+
+# The storyworld's prompt template, holding its annotation format: the files are written in
+# it, the tasks registered with it (tasks.py) and the vocabulary trained on it (corpus.py).
+TEMPLATE = PromptTemplate()
 
 _ARTICLE = re.compile(r"\ba (?=[aeiouAEIOU])")
 
@@ -75,7 +80,7 @@ def _phrases(rng: random.Random, choice: dict[str, str]) -> dict[str, str]:
 
 def _tags(attributes, choice: dict[str, str], kind: Optional[str] = None) -> str:
   tags = ([("kind", kind)] if kind else []) + [(a, choice[a]) for a in attributes]
-  return format_annotation(tags)
+  return format_annotation(tags, TEMPLATE.annotation_format)
 
 
 def _broad_choice(rng: random.Random) -> dict[str, str]:
@@ -88,7 +93,7 @@ def _story(rng: random.Random, choice: dict[str, str]) -> dict:
   paragraphs = [(_fill(rng.choice(templates.OPENINGS), phrases), _tags(opening, choice, "story"))]
   middle = [(_fill(rng.choice(templates.OBSTACLES), phrases), _tags(["obstacle"], choice))]
   for event in rng.sample(sorted(templates.INTERLUDES), rng.randint(0, 2)):
-    middle.append((rng.choice(templates.INTERLUDES[event]), format_annotation([("event", event)])))
+    middle.append((rng.choice(templates.INTERLUDES[event]), format_annotation([("event", event)], TEMPLATE.annotation_format)))
   rng.shuffle(middle)
   paragraphs += middle
   paragraphs.append((_fill(rng.choice(templates.ENDINGS), phrases), _tags(["ending"], choice)))

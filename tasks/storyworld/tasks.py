@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from annotanchor.data import registration, validated
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
-from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import LazySentencePieceVocabulary
 from tasks.storyworld import corpus, templates
+from tasks.storyworld.generate import TEMPLATE
 
 PREFIX = "storyworld"
 # A story's first paragraph annotation opens with this tag (generate._story).
@@ -43,11 +43,10 @@ def _is_story(doc) -> tf.Tensor:
 def _eval_dataset(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
   del split, shuffle_files, seed
   prompts = corpus.read_eval_prompts()
-  template = PromptTemplate()
   return tf.data.Dataset.from_tensor_slices({
       "id": [p["id"] for p in prompts],
       "prompt": [p["prompt"] for p in prompts],
-      "model_prompt": [template.build(p["prompt"]) for p in prompts],
+      "model_prompt": [TEMPLATE.build(p["prompt"]) for p in prompts],
       "constraints": [json.dumps(p["constraints"], sort_keys=True) for p in prompts]})
 
 
@@ -62,12 +61,13 @@ def _eval_targets(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
 
 def register() -> None:
   """Registers every storyworld task and the anchored SFT mixture."""
-  docs = _source("pretrain", validated.Documents())
-  sft = _source("sft", validated.SftExamples())
-  stories = _source("pretrain", validated.Documents(), keep=_is_story)
-  registration.register_document_tasks(PREFIX, docs, _VOCABULARY, templates.OPEN_PROMPTS,
-                                       sft_context_source=stories)
-  registration.register_sft_tasks(PREFIX, sft, _VOCABULARY)
+  fmt = TEMPLATE.annotation_format
+  docs = _source("pretrain", validated.Documents(fmt))
+  sft = _source("sft", validated.SftExamples(fmt))
+  stories = _source("pretrain", validated.Documents(fmt), keep=_is_story)
+  registration.register_document_tasks(PREFIX, docs, _VOCABULARY, TEMPLATE,
+                                       templates.OPEN_PROMPTS, sft_context_source=stories)
+  registration.register_sft_tasks(PREFIX, sft, _VOCABULARY, TEMPLATE)
   registration.register_anchored_mixture(PREFIX)
   name = f"{PREFIX}_eval_prompts"
   if name in seqio.TaskRegistry.names():

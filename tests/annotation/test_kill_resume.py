@@ -8,6 +8,8 @@ import sys
 import time
 
 from annotanchor.data import sources
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.validated import Documents
 from tests.annotation.fake_server import FakeEndpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,7 +50,7 @@ def test_killed_run_resumes_without_losing_or_duplicating_a_chunk(tmp_path):
   # The rerun asked only for the chunks of the shards without a marker.
   unfinished_chunks = 2 * (NUM_DOCS - finished * DOCS_PER_SHARD)
   assert len(server.requests) - requests_before == unfinished_chunks
-  docs = list(sources.read_examples([str(out / "annotated-*.jsonl")], sources.document_example))
+  docs = list(sources.read_examples([str(out / "annotated-*.jsonl")], Documents(AnnotationFormat())))
   assert [d["chunks"] for d in docs] == [[f"Chunk {i}a.", f"Chunk {i}b."] for i in range(NUM_DOCS)]
   assert [d["annotations"] for d in docs] == [
       [f"topic:c{i}a genre:test", f"topic:c{i}b genre:test"] for i in range(NUM_DOCS)]

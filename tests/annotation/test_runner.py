@@ -12,7 +12,11 @@ from annotanchor.annotation.runner import annotate_corpus
 from annotanchor.annotation.shards import ShardError
 from annotanchor.annotation.schema import TagSchema
 from annotanchor.data import sources
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.validated import Documents
 from tests.annotation.fake_server import FakeEndpoint
+
+FMT = AnnotationFormat()
 
 DOCS = [{"id": f"d{i}", "text": f"Chunk {i}a.\n\nChunk {i}b.", "category": cat, "source": "wiki"}
         for i, cat in enumerate(["sea", "sea", "war", "war", "sea", "harvest"])]
@@ -24,14 +28,14 @@ def write_jsonl(path, records):
 
 
 def read_back(pattern):
-  return list(sources.read_examples([pattern], sources.document_example))
+  return list(sources.read_examples([pattern], Documents(AnnotationFormat())))
 
 
 def test_metadata_run_writes_shards_the_data_sources_read_and_a_summary(tmp_path):
   inputs = write_jsonl(tmp_path / "raw.jsonl", DOCS)
   out = tmp_path / "out"
   summary = annotate_corpus([inputs], str(out), MetadataAnnotator(
-      fields={"category": "topic", "source": "domain"}), docs_per_shard=4, concurrency=2)
+      fields={"category": "topic", "source": "domain"}), docs_per_shard=4, concurrency=2, fmt=FMT)
   assert sorted(p.name for p in out.glob("annotated-*")) == [
       "annotated-00000.jsonl", "annotated-00000.jsonl.done",
       "annotated-00001.jsonl", "annotated-00001.jsonl.done"]
@@ -63,7 +67,7 @@ def test_failed_chunks_keep_their_document_out_and_are_counted_by_cause(tmp_path
   with FakeEndpoint(script) as server:
     llm = LLMAnnotator(Endpoint(base_url=server.url), retry=RetryPolicy(2, 0.0),
                        schema=TagSchema())
-    summary = annotate_corpus([inputs], str(tmp_path / "out"), llm, concurrency=3)
+    summary = annotate_corpus([inputs], str(tmp_path / "out"), llm, concurrency=3, fmt=FMT)
   written = read_back(str(tmp_path / "out" / "annotated-*.jsonl"))
   assert [d["chunks"][0] for d in written] == ["Chunk 0a.", "Chunk 2a."]
   assert all(a == "topic:tide" for d in written for a in d["annotations"])
@@ -80,15 +84,15 @@ def test_rerun_skips_finished_shards_redoes_partial_ones_and_refuses_other_input
   inputs = write_jsonl(tmp_path / "raw.jsonl", DOCS)
   out = tmp_path / "out"
   meta = MetadataAnnotator()
-  annotate_corpus([inputs], str(out), meta, docs_per_shard=2)
+  annotate_corpus([inputs], str(out), meta, docs_per_shard=2, fmt=FMT)
   first = {p.name: p.read_text() for p in out.glob("annotated-*")}
   (out / "annotated-00001.jsonl.done").unlink()  # Shard 1 as if killed before its marker.
   (out / "annotated-00001.jsonl").write_text('{"torn": ')
-  summary = annotate_corpus([inputs], str(out), meta, docs_per_shard=2)
+  summary = annotate_corpus([inputs], str(out), meta, docs_per_shard=2, fmt=FMT)
   assert summary["chunks_this_run"] == 4 and summary["documents"] == 6
   assert {p.name: p.read_text() for p in out.glob("annotated-*")} == first
   with pytest.raises(ShardError, match="other docs_per_shard"):
-    annotate_corpus([inputs], str(out), meta, docs_per_shard=3)
+    annotate_corpus([inputs], str(out), meta, docs_per_shard=3, fmt=FMT)
 
 
 def test_processes_split_the_shards_and_tfrecord_output_reads_back(tmp_path):
@@ -98,9 +102,9 @@ def test_processes_split_the_shards_and_tfrecord_output_reads_back(tmp_path):
   out = tmp_path / "out"
   meta = MetadataAnnotator(fields={"category": "topic"})
   with pytest.raises(ValueError, match="shard_index=2"):
-    annotate_corpus(inputs, str(out), meta, shard_index=2, shard_count=2)
+    annotate_corpus(inputs, str(out), meta, shard_index=2, shard_count=2, fmt=FMT)
   summaries = [annotate_corpus(inputs, str(out), meta, docs_per_shard=2, shard_index=i,
-                               shard_count=2, output_format="tfrecord") for i in (0, 1)]
+                               shard_count=2, output_format="tfrecord", fmt=FMT) for i in (0, 1)]
   assert [s["shards"] for s in summaries] == [2, 2]
   assert (out / "summary-1-of-2.json").exists()
   docs = [d for path in sorted(tf.io.gfile.glob(str(out / "annotated-*.tfrecord")))
@@ -116,5 +120,5 @@ def test_an_endpoint_that_refuses_every_request_stops_the_run_before_any_shard(t
   with FakeEndpoint(lambda n, prompt: ("status", 401)) as server:
     with pytest.raises(EndpointError, match="HTTP 401"):
       annotate_corpus([inputs], str(tmp_path / "out"),
-                      LLMAnnotator(Endpoint(base_url=server.url)), concurrency=2)
+                      LLMAnnotator(Endpoint(base_url=server.url)), concurrency=2, fmt=FMT)
   assert not list((tmp_path / "out").glob("annotated-*"))

@@ -16,9 +16,13 @@ from annotanchor.annotation.client import Endpoint
 from annotanchor.annotation.record_kinds import RecordKind
 from annotanchor.annotation.runner import annotate_corpus
 from annotanchor.data import sources, vocabulary
+from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.validated import SftExamples
 from tests.annotation.fake_server import FakeEndpoint
 from tests.faults.conftest import run
+
+FMT = AnnotationFormat()
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
@@ -54,7 +58,7 @@ def test_chat_records_get_an_annotation_per_assistant_turn(tmp_path):
   inputs = write_jsonl(tmp_path / "chat.jsonl", [chat(i) for i in range(3)])
   with FakeEndpoint(_answer) as server:
     summary = annotate_corpus([inputs], str(tmp_path / "out"), _llm(server),
-                              kind=RecordKind("sft_chat"), concurrency=2)
+                              kind=RecordKind("sft_chat"), concurrency=2, fmt=FMT)
     shown = [r["messages"][-1]["content"] for r in server.requests]
   assert summary["chunks_written"] == 6 and summary["documents_written"] == 3
   assert not any("Tell story" in s for s in shown)  # the responses alone
@@ -74,10 +78,10 @@ def test_pairs_with_the_prompt_shown(tmp_path):
   inputs = write_jsonl(tmp_path / "pairs.jsonl", pairs)
   with FakeEndpoint(_answer) as server:
     annotate_corpus([inputs], str(tmp_path / "out"), _llm(server),
-                    kind=RecordKind("sft_pairs", text_field="response", show_prompt=True))
+                    kind=RecordKind("sft_pairs", text_field="response", show_prompt=True), fmt=FMT)
     assert server.requests[0]["messages"][-1]["content"].count("Prompt: Tell story") == 1
   examples = list(sources.read_examples([str(tmp_path / "out" / "annotated-*.jsonl")],
-                                        sources.sft_example))
+                                        SftExamples(FMT)))
   assert [(e["prompt"], e["annotation"]) for e in examples] == [
       (f"Tell story {i}.", f"topic:s{i}a style:prompt") for i in range(4)]
 
@@ -91,7 +95,7 @@ def test_a_bad_chat_record_is_a_failure_with_its_cause(tmp_path, record, cause):
   inputs = write_jsonl(tmp_path / "chat.jsonl", [chat(0), record, chat(2)])
   with FakeEndpoint(_answer) as server:
     summary = annotate_corpus([inputs], str(tmp_path / "out"), _llm(server),
-                              kind=RecordKind("sft_chat"))
+                              kind=RecordKind("sft_chat"), fmt=FMT)
   assert summary["documents_written"] == 2 and summary["failures"] == {"bad_record": 1}
   failure = json.loads(open(tmp_path / "out" / "failures-00000.jsonl").readline())
   assert cause in failure["message"] and "record 2" in failure["where"]

@@ -4,14 +4,16 @@ import pytest
 from annotanchor.data import annotations as A
 from annotanchor.data.prompts import PromptTemplate
 
+FMT = A.AnnotationFormat()
+
 TAGS = (("genre", "fairy_tale"), ("hero", "Mira"))
 
 
 def test_format_parse_round_trip_and_pieces():
-  text = A.format_annotation(A.make_tags({"genre": "fairy tale", "hero": "Mira"}))
+  text = A.format_annotation(A.make_tags({"genre": "fairy tale", "hero": "Mira"}), FMT)
   assert text == "<ann> genre:fairy_tale hero:Mira </ann>"
-  assert A.parse_annotation(text) == TAGS
-  pieces = A.annotation_pieces(TAGS)
+  assert A.parse_annotation(text, FMT) == TAGS
+  pieces = A.annotation_pieces(TAGS, FMT)
   assert "".join(p for p, _ in pieces) == text
   assert [p for p, is_value in pieces if is_value] == ["fairy_tale", "Mira"]
 
@@ -27,7 +29,7 @@ def test_custom_delimiters():
 def test_format_refuses_a_tag_that_holds_a_delimiter(value):
   # Its text would not parse back (strict parsing finds a second delimiter).
   with pytest.raises(A.AnnotationError, match="holds a delimiter"):
-    A.format_annotation([("topic", "sea"), ("topic", value)])
+    A.format_annotation([("topic", "sea"), ("topic", value)], FMT)
   assert A.format_annotation([("topic", value)], A.AnnotationFormat("[[", "]]"))
 
 
@@ -35,14 +37,14 @@ def test_format_refuses_a_tag_that_holds_a_delimiter(value):
                                   "<ann> genre: </ann>", "<ann> a:b <ann> c:d </ann>"])
 def test_strict_parse_rejects(text):
   with pytest.raises(A.AnnotationError):
-    A.parse_annotation(text, strict=True)
+    A.parse_annotation(text, FMT, strict=True)
 
 
 def test_tolerant_parse_of_model_output():
-  assert A.parse_annotation("junk <ann> genre:x bad Hero:y hero:z", strict=False) == (
+  assert A.parse_annotation("junk <ann> genre:x bad Hero:y hero:z", FMT, strict=False) == (
       ("genre", "x"), ("hero", "z"))
-  assert A.parse_annotation("no annotation here", strict=False) == ()
-  assert A.strip_annotations("<ann> a:b </ann> Text <ann> c:d") == "Text"
+  assert A.parse_annotation("no annotation here", FMT, strict=False) == ()
+  assert A.strip_annotations("<ann> a:b </ann> Text <ann> c:d", FMT) == "Text"
 
 
 def test_split_chunks():

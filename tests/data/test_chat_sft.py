@@ -78,8 +78,9 @@ def test_one_turn_is_exactly_the_prompt_response_layout():
   pair = tf.data.Dataset.from_tensor_slices(
       {"prompt": [" Tell it. "], "response": ["Done. "], "annotation": ["g:x h:big_y"]})
   with seqio.utils.map_seed_manager(7):
-    standard = next(preprocessors.standard_sft(pair, FEATURES).as_numpy_iterator())
-    anchored = next(preprocessors.anchored_sft(pair, FEATURES, key_only_rate=0.0).as_numpy_iterator())
+    standard = next(preprocessors.standard_sft(pair, FEATURES, template=TEMPLATE).as_numpy_iterator())
+    anchored = next(preprocessors.anchored_sft(
+        pair, FEATURES, template=TEMPLATE, key_only_rate=0.0).as_numpy_iterator())
   for expected, kwargs in ((standard, {"anchored": False}), (anchored, {"anchored": True})):
     (ex,) = run([example(record)], key_only_rate=0.0, **kwargs)
     for key in ("targets", LOSS_WEIGHTS, ANNOTATION_MASK):

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from annotanchor.data import preprocessors
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.segments import ANNOTATION_MASK, build_sequence
 
 FEATURES = {"targets": seqio.Feature(seqio.ByteVocabulary())}
@@ -34,7 +35,7 @@ def run(preprocessor, examples, **kwargs):
           lambda: iter(examples), output_signature={k: tf.TensorSpec([None], tf.string)
                                                     for k in examples[0]})
   with seqio.utils.map_seed_manager(7):
-    out = preprocessor(ds, FEATURES, **kwargs)
+    out = preprocessor(ds, FEATURES, template=PromptTemplate(), **kwargs)
   return list(out.as_numpy_iterator())
 
 

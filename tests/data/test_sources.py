@@ -7,6 +7,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from annotanchor.data import sources
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.data.validated import Documents, SftExamples
+
+FMT = AnnotationFormat()
 
 GOOD = {"text": "One.\n\nTwo.", "annotations": ["<ann> a:x </ann>", {"b": "two words"}]}
 
@@ -18,7 +22,7 @@ def _jsonl(tmp_path, lines, name="docs.jsonl"):
 
 
 def _read(paths, **kwargs):
-  return list(sources.read_examples(paths, sources.document_example, **kwargs))
+  return list(sources.read_examples(paths, Documents(FMT), **kwargs))
 
 
 def test_reads_documents_from_jsonl(tmp_path):
@@ -35,7 +39,7 @@ def test_reads_documents_from_tfrecord(tmp_path):
         "body": feature(["Only chunk."]), "anns": feature(["<ann> k:v </ann>"])})).SerializeToString())
   fields = sources.DocumentFields(text="body", annotations="anns")
   docs = list(sources.read_examples(
-      [path], lambda r, w: sources.document_example(r, w, fields=fields)))
+      [path], Documents(FMT, fields)))
   assert docs == [{"chunks": ["Only chunk."], "annotations": ["k:v"]}]
 
 
@@ -70,10 +74,10 @@ def test_missing_files_and_bad_policy_are_errors(tmp_path):
 def test_sft_records(tmp_path):
   good = {"prompt": "P", "response": "R", "annotation": "<ann> k:v </ann>"}
   path = _jsonl(tmp_path, [good, {"prompt": "P", "response": ""}], name="sft.jsonl")
-  read = lambda: list(sources.read_examples([path], sources.sft_example))
+  read = lambda: list(sources.read_examples([path], SftExamples(FMT)))
   with pytest.raises(sources.SourceError, match=r"sft\.jsonl, record 2: field 'response' is empty"):
     read()
-  assert list(sources.read_examples([path], sources.sft_example, on_error="skip")) == [
+  assert list(sources.read_examples([path], SftExamples(FMT), on_error="skip")) == [
       {"prompt": "P", "response": "R", "annotation": "k:v"}]
 
 

@@ -70,8 +70,13 @@ def test_infer_with_only_the_checkpoint_draws_the_fully_specified_samples(
 
 def test_a_template_other_than_the_checkpoints_is_refused_naming_it(model_dir, prompts_file,
                                                                     tmp_path):
+  other = tmp_path / "other_template.gin"  # A new @reference needs a gin file.
+  other.write_text("from __gin__ import dynamic_registration\n"
+                   "from annotanchor import infer\nfrom annotanchor.data import prompts\n"
+                   "infer.infer.template = @prompts.PromptTemplate()\n"
+                   "prompts.PromptTemplate.user_marker = '<human>'\n")
   result = _infer(model_dir, tmp_path / "other", f"--gin.PROMPTS_FILE='{prompts_file}'",
-                  "--gin.PromptTemplate.user_marker='<human>'")
+                  f"--gin_file={other}")
   assert_one_line_error(result, "infer", "PromptTemplate.user_marker='<human>'",
                         "contradicts the checkpoint", "'<user>'")
   assert not os.path.exists(tmp_path / "other" / "samples.jsonl")

@@ -1,11 +1,12 @@
 """Label sources."""
 import pytest
 
+from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.evaluation import labels
 
 
 def test_annotation_tags():
-  lab = labels.AnnotationTagLabeller()
+  lab = labels.AnnotationTagLabeller(fmt=AnnotationFormat())
   out = lab("p", "<ann> genre:mystery hero:ada bad entity:b entity:a </ann>", "text")
   assert out == {"genre": "mystery", "hero": "ada", "entity": "a|b"}
   assert lab("p", "", "text") == {}
@@ -13,7 +14,7 @@ def test_annotation_tags():
 
 
 def test_annotation_tags_fixed_keys():
-  lab = labels.AnnotationTagLabeller(keys=["genre", "tone"])
+  lab = labels.AnnotationTagLabeller(keys=["genre", "tone"], fmt=AnnotationFormat())
   assert lab("p", "<ann> genre:myth </ann>", "") == {"genre": "myth", "tone": labels.UNKNOWN}
 
 

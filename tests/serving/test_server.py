@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 import seqio
 
+from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.model_sampler import restore_sampler
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
@@ -27,7 +28,8 @@ def checkpoint(tmp_path_factory):
 
 def start(checkpoint, mode, max_batch=4, window_s=0.2):
   sampler, params = restore_sampler(CFG, checkpoint, {"data": 4, "model": 2})
-  engine = Engine(sampler, params, seqio.ByteVocabulary(), mode, max_annotation_tokens=6)
+  engine = Engine(sampler, params, seqio.ByteVocabulary(), PromptTemplate(), mode,
+                  max_annotation_tokens=6)
   batcher = Batcher(engine.run, max_batch, window_s)
   server = make_server(API(engine, batcher, Limits(model="tiny", max_tokens=64)), port=0)
   threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -6,6 +6,7 @@ import pytest
 
 from annotanchor.data import annotations
 from tasks.storyworld import generate, parse
+from tasks.storyworld.generate import TEMPLATE
 from tasks.storyworld.world import ATTRIBUTES
 
 
@@ -29,7 +30,7 @@ def test_parser_recovers_every_paragraph_and_document_annotation(small_config):
     assert len(chunks) == len(doc["annotations"]) >= 2
     document_tags = {}
     for chunk, annotation in zip(chunks, doc["annotations"]):
-      tags = dict(annotations.parse_annotation(annotation, strict=True))
+      tags = dict(annotations.parse_annotation(annotation, TEMPLATE.annotation_format, strict=True))
       kinds[tags.get("kind")] += 1
       document_tags.update(tags)
       assert parse.parse_attributes(chunk) == {a: tags.get(a, parse.UNKNOWN) for a in ATTRIBUTES}
@@ -65,7 +66,7 @@ def test_sft_entropy_matches_configuration(small_config):
 
 def test_sft_responses_match_their_annotations_and_pass_quality(small_config):
   for ex in generate.sft_examples(small_config, "validation"):
-    tags = dict(annotations.parse_annotation(ex["annotation"]))
+    tags = dict(annotations.parse_annotation(ex["annotation"], TEMPLATE.annotation_format))
     assert parse.parse_attributes(ex["response"]) == {a: tags[a] for a in ATTRIBUTES}
     assert parse.check_quality(ex["response"], ex["constraints"]).ok
 
