@@ -26,7 +26,7 @@ from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
 from annotanchor.training import loop, metadata, multihost, partitioning
 from annotanchor.training.optim import make_optimizer
-from annotanchor.training.run_config import TrainConfig
+from annotanchor.training.run_config import DataConfig, TrainConfig
 
 
 def train(config: TrainConfig) -> loop.TrainResult:
@@ -106,14 +106,12 @@ def configured_run(**overrides) -> TrainConfig:
     SettingError: a required field no gin file binds (named, with what to pass), or a value
       a run cannot use.
   """
-  from annotanchor.training import run_config
-
-  for cls, given in ((TrainConfig, overrides), (run_config.DataConfig, {})):
+  for cls, given in ((TrainConfig, overrides), (DataConfig, {})):
     for field in dataclasses.fields(cls):
       if (field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
           and field.name not in given and not _is_bound(cls, field.name)):
-        raise SettingError(f"{cls.__name__}.{field.name} is not bound: "
-                           f"{_REQUIRED_HINTS[field.name]}")
+        hint = _REQUIRED_HINTS.get(field.name, f"bind {cls.__name__}.{field.name} in a gin file")
+        raise SettingError(f"{cls.__name__}.{field.name} is not bound: {hint}")
   return gin.get_configurable(TrainConfig)(**overrides)
 
 

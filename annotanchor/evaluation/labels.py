@@ -6,6 +6,8 @@ metrics treat both the same way (see `diversity.semantic_entropy`).
 """
 from typing import Callable, Dict, Mapping, Protocol, Sequence, runtime_checkable
 
+from annotanchor.data import annotations
+from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 
 UNKNOWN = "unknown"
@@ -34,17 +36,15 @@ class AnnotationTagLabeller:
       samples record (`samples.annotation_format`) with `with_format`.
   """
 
-  def __init__(self, keys: Sequence[str] = None, fmt=None):
+  def __init__(self, keys: Sequence[str] = None, fmt: AnnotationFormat | None = None):
     self.keys = None if keys is None else tuple(keys)
     self.fmt = fmt
 
-  def with_format(self, fmt) -> "AnnotationTagLabeller":
-    """This labeller reading annotations in `fmt` (an AnnotationFormat)."""
+  def with_format(self, fmt: AnnotationFormat) -> "AnnotationTagLabeller":
+    """This labeller reading annotations in `fmt`."""
     return AnnotationTagLabeller(self.keys, fmt)
 
   def __call__(self, prompt: str, annotation: str, response: str) -> Dict[str, str]:
-    # Imported here: the data package may grow heavy imports; evaluation stays light.
-    from annotanchor.data import annotations
     if self.fmt is None:
       raise ValueError("AnnotationTagLabeller has no annotation format: use with_format()")
     values: Dict[str, set] = {}

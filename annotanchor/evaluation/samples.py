@@ -113,25 +113,22 @@ def annotation_format(samples: Sequence[Sample]) -> AnnotationFormat:
   Raises:
     SampleFileError: samples in different formats, or a malformed format record.
   """
-  found = {}
+  first = {}  # Each distinct record (as JSON; "null" when absent) -> its first sample.
   for sample in samples:
-    record = sample.decoding.get(FORMAT_KEY)
-    key = None if record is None else json.dumps(record, sort_keys=True)
-    found.setdefault(key, sample)
-  if len(found) > 1:
-    first, second = list(found.values())[:2]
-    raise SampleFileError(
-        f"samples drawn in different annotation formats (arm {first.arm!r}: "
-        f"{first.decoding.get(FORMAT_KEY)}, arm {second.arm!r}: "
-        f"{second.decoding.get(FORMAT_KEY)}): evaluate checkpoints of one corpus together")
-  record = next(iter(found), None)
-  if record is None:
+    first.setdefault(json.dumps(sample.decoding.get(FORMAT_KEY), sort_keys=True), sample)
+  if len(first) > 1:
+    (a, one), (b, other) = list(first.items())[:2]
+    raise SampleFileError(f"samples drawn in different annotation formats (arm {one.arm!r}: "
+                          f"{a}, arm {other.arm!r}: {b}): evaluate checkpoints of one corpus "
+                          "together")
+  record, sample = next(iter(first.items()), ("null", None))
+  if record == "null":
     return AnnotationFormat()
   try:
     return AnnotationFormat(**json.loads(record))
   except (TypeError, AnnotationError) as e:
-    raise SampleFileError(f"arm {found[record].arm!r}: decoding.{FORMAT_KEY} {record} is not "
-                          f"an annotation format: {e}") from None
+    raise SampleFileError(f"arm {sample.arm!r}: decoding.{FORMAT_KEY} {record} is not an "
+                          f"annotation format: {e}") from None
 
 
 def write_samples(path: str, samples: Sequence[Sample]) -> None:

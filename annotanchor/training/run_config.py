@@ -119,7 +119,8 @@ class TrainConfig:
     optimizer: AdamW and schedule settings.
     step: microbatching, the NaN policy and the loss.
     checkpoint: checkpoint cadence and retention, and the initial checkpoint.
-    mesh: degrees per mesh axis, e.g. {"data": -1, "fsdp": 1, "model": 1}; None: all data.
+    mesh: degrees per mesh axis, e.g. {"data": -1, "fsdp": 1, "model": 1}; None: all data
+      (checked against the devices by `partitioning.mesh_shape` when the mesh is made).
     seed: parameter initialisation seed.
     log_every: metrics cadence in steps.
     peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
@@ -151,9 +152,6 @@ class TrainConfig:
     require(self.data.batch_size % self.step.microbatches == 0, "StepConfig.microbatches",
             self.step.microbatches, f"a positive integer that divides BATCH_SIZE="
             f"{self.data.batch_size}")
-    require(self.mesh is None or (isinstance(self.mesh, Mapping) and all(
-        isinstance(v, int) for v in self.mesh.values())), "MESH", self.mesh,
-            "None or a mapping of mesh axes to degrees, e.g. {'data': -1, 'fsdp': 1}")
     require(is_count(self.seed, 0), "TrainConfig.seed", self.seed, "an integer >= 0")
     require(is_count(self.log_every), "TrainConfig.log_every", self.log_every,
             "a positive integer")

@@ -47,3 +47,11 @@ def test_bad_labeller_inputs_and_output():
     labels.FunctionLabeller(_hero_of, inputs=("text",))
   with pytest.raises(TypeError, match="not a mapping"):
     labels.FunctionLabeller(lambda r: "x", inputs=("response",))("p", "a", "r")
+
+
+def test_annotation_tags_are_read_in_the_samples_format():
+  brackets = labels.AnnotationTagLabeller(keys=["genre"]).with_format(AnnotationFormat("[[", "]]"))
+  assert brackets("p", "[[ genre:myth ]]", "r") == {"genre": "myth"}
+  assert brackets("p", "<ann> genre:myth </ann>", "r") == {"genre": labels.UNKNOWN}
+  with pytest.raises(ValueError, match="no annotation format"):
+    labels.AnnotationTagLabeller()("p", "<ann> genre:myth </ann>", "r")

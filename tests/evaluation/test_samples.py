@@ -1,10 +1,13 @@
 """Sample-file schema, reading and the cross-arm checks."""
+import dataclasses
 import json
 
 import pytest
 
-from annotanchor.evaluation.samples import (Sample, SampleFileError, load_arms, read_samples,
-                                            write_samples)
+from annotanchor.data.annotations import AnnotationFormat
+from annotanchor.evaluation.samples import (FORMAT_KEY, Sample, SampleFileError,
+                                            annotation_format, decoding_record, load_arms,
+                                            read_samples, write_samples)
 from tests.evaluation.conftest import DECODING, make_samples
 
 
@@ -106,3 +109,30 @@ def test_mapping_with_mixed_file(tmp_path):
   write_samples(path, make_samples("base", {"p0": ["a"]}) + make_samples("sft", {"p0": ["b"]}))
   with pytest.raises(SampleFileError, match="holds several arms"):
     load_arms({"base": path})
+
+
+BRACKETS = AnnotationFormat("[[", "]]")
+
+
+def _in_format(samples, record):
+  return [dataclasses.replace(s, decoding={**s.decoding, FORMAT_KEY: record}) for s in samples]
+
+
+def test_a_non_standard_format_is_recorded_and_read_back():
+  assert decoding_record(DECODING, AnnotationFormat()) == DECODING  # Standard runs unchanged.
+  record = decoding_record(DECODING, BRACKETS)
+  assert record == {**DECODING, FORMAT_KEY: {"open": "[[", "close": "]]"}}
+  samples = make_samples("a", {"p0": ["x", "y"]})
+  assert annotation_format(samples) == AnnotationFormat()
+  assert annotation_format(_in_format(samples, record[FORMAT_KEY])) == BRACKETS
+
+
+def test_samples_in_two_formats_or_a_bad_record_are_refused():
+  standard = make_samples("sft", {"p0": ["x"]})
+  brackets = _in_format(make_samples("anchored", {"p0": ["y"]}), {"open": "[[", "close": "]]"})
+  with pytest.raises(SampleFileError, match="arm 'sft': null, arm 'anchored'"):
+    annotation_format(standard + brackets)
+  with pytest.raises(SampleFileError, match="arm 'anchored'.*is not an annotation format"):
+    annotation_format(_in_format(brackets, {"open": "[[", "close": "[["}))
+  with pytest.raises(SampleFileError, match="is not an annotation format"):
+    annotation_format(_in_format(brackets, "[["))

@@ -175,3 +175,19 @@ def test_serve_with_a_missing_vocabulary_is_one_line_naming_it(serve_args, tmp_p
   missing = str(tmp_path / "nowhere.model")
   args = [a for a in serve_args if "bytes.gin" not in a] + [f"--gin.VOCABULARY_PATH='{missing}'"]
   assert_one_line_error(run(args), "serve", missing, "no such file")
+
+
+def test_annotate_refuses_a_schema_in_other_delimiters_than_it_writes(tmp_path):
+  """The files' format and the schema's are one setting; two that differ stop at start-up."""
+  brackets = tmp_path / "brackets.gin"
+  brackets.write_text("from __gin__ import dynamic_registration\n"
+                      "from annotanchor import annotate\n"
+                      "from annotanchor.data import annotations\n"
+                      "annotate.annotate.annotation_format = @annotations.AnnotationFormat()\n"
+                      "annotations.AnnotationFormat.open = '[['\n"
+                      "annotations.AnnotationFormat.close = ']]'\n")
+  result = _annotate(tmp_path, f"--gin_file={brackets}",
+                     f"--gin.ENDPOINT_URL='http://127.0.0.1:{_closed_port()}/v1'")
+  assert_one_line_error(result, "annotate", "SettingError", "TagSchema.fmt=",
+                        "differs from annotate.annotation_format", "'[['")
+  assert not (tmp_path / "out").exists()

@@ -86,8 +86,6 @@ def _data(**changes):
     (lambda: TrainConfig(model_dir="m", train_steps=2, model={"d_model": 8}, data=_data()),
      "TrainConfig.model="),
     (lambda: TrainConfig(model_dir="m", train_steps=2, model=MODEL, data=_data(),
-                         mesh={"data": "all"}), "MESH="),
-    (lambda: TrainConfig(model_dir="m", train_steps=2, model=MODEL, data=_data(),
                          peak_flops=0), "TrainConfig.peak_flops=0"),
 ])
 def test_a_value_a_run_cannot_use_is_refused_when_built(build, message):
