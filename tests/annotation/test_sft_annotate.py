@@ -20,7 +20,7 @@ from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.validated import SftExamples
 from tests.annotation.fake_server import FakeEndpoint
-from tests.faults.conftest import run
+from tests.faults.conftest import run, write_corpus_gin
 
 FMT = AnnotationFormat()
 
@@ -137,16 +137,9 @@ def test_killed_chat_run_resumes_and_its_output_trains_anchored_sft(tmp_path):
   # The shards train an anchored chat SFT run as they are.
   texts = [m["content"] for r in records for m in r["messages"]] + ["topic:s1a style:response"]
   vocab = vocabulary.train_sentencepiece(texts * 5, str(tmp_path / "spm.model"), vocab_size=300)
-  corpus_gin = tmp_path / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@user/registration.JsonlCorpus()]
-user/registration.JsonlCorpus.name = 'user'
-user/registration.JsonlCorpus.vocabulary_path = '{vocab}'
-user/registration.JsonlCorpus.sft = {{'train': '{out}/annotated-*.jsonl'}}
-user/registration.JsonlCorpus.sft_format = 'messages'
-user/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
-""")
+  corpus_gin = write_corpus_gin(
+      tmp_path / "corpus.gin", vocabulary_path=vocab, sft={"train": f"{out}/annotated-*.jsonl"},
+      sft_format="messages", cache_dir=str(tmp_path / "cache"))
   trained = run(["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/sft.gin",
                  f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{tmp_path / 'run'}'",
                  "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=2",

@@ -12,7 +12,7 @@ from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
 from annotanchor.evaluation.samples import read_samples
 from annotanchor.training import metadata
-from tests.faults.conftest import run
+from tests.faults.conftest import infer_anchored, run, write_corpus_gin
 
 BRACKETS = PromptTemplate(annotation_format=AnnotationFormat("[[", "]]"))
 DOC = {"text": "The waves rolled in.\n\nThe gulls cried.",
@@ -78,21 +78,14 @@ def test_train_records_the_corpus_template_and_infer_samples_in_it(tmp_path):
       user_defined_symbols=vocabulary.marker_symbols(BRACKETS))
   docs = tmp_path / "docs.jsonl"
   docs.write_text("".join(json.dumps(DOC) + "\n" for _ in range(8)))
-  corpus_gin = tmp_path / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import annotations
-from annotanchor.data import prompts
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@brk/registration.JsonlCorpus()]
-brk/registration.JsonlCorpus.name = 'brk'
-brk/registration.JsonlCorpus.vocabulary_path = '{spm}'
-brk/registration.JsonlCorpus.documents = {{'train': '{docs}'}}
-brk/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
-brk/registration.JsonlCorpus.template = @prompts.PromptTemplate()
-prompts.PromptTemplate.annotation_format = @annotations.AnnotationFormat()
-annotations.AnnotationFormat.open = '[['
-annotations.AnnotationFormat.close = ']]'
-""")
+  corpus_gin = write_corpus_gin(
+      tmp_path / "corpus.gin", vocabulary_path=spm, name="brk",
+      documents={"train": str(docs)}, cache_dir=str(tmp_path / "cache"),
+      lines=["from annotanchor.data import annotations", "from annotanchor.data import prompts",
+             "brk/registration.JsonlCorpus.template = @prompts.PromptTemplate()",
+             "prompts.PromptTemplate.annotation_format = @annotations.AnnotationFormat()",
+             "annotations.AnnotationFormat.open = '[['",
+             "annotations.AnnotationFormat.close = ']]'"])
   model_dir = tmp_path / "run"
   trained = run(["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/pretrain.gin",
                  f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{model_dir}'",
@@ -107,11 +100,7 @@ annotations.AnnotationFormat.close = ']]'
   prompts = tmp_path / "prompts.jsonl"
   prompts.write_text(json.dumps({"id": "p0", "prompt": "Tell a story."}) + "\n")
   out = tmp_path / "samples"
-  sampled = run(["infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
-                 f"--gin.OUTPUT_DIR='{out}'", f"--gin.PROMPTS_FILE='{prompts}'",
-                 "--gin.ARM='anchored'", "--gin.MODE='anchored'", "--gin.NUM_SAMPLES=2",
-                 "--gin.MAX_NEW_TOKENS=4", "--gin.infer.infer.max_annotation_tokens=4"],
-                timeout=300)
+  sampled = infer_anchored(str(model_dir), out, str(prompts), tokens=4)
   assert sampled.returncode == 0, sampled.stderr[-3000:]
   samples = read_samples(str(out / "samples.jsonl"))
   assert [s.decoding["annotation_format"] for s in samples] == [{"open": "[[", "close": "]]"}] * 2

@@ -54,3 +54,27 @@ def assert_one_line_error(result: Result, command: str, *needles: str, returncod
     assert needle in lines[0], (needle, lines[0])
   assert "In call to configurable" not in result.stderr, result.stderr[-3000:]
   return lines[0]
+
+
+def write_corpus_gin(path, *, vocabulary_path: str, name: str = "user", lines=(),
+                     **fields) -> str:
+  """Writes a gin file registering one `JsonlCorpus` NAME, its fields given as Python values
+  (written with repr), `lines` appended as they are (e.g. a binding to an @reference, whose
+  module `lines` imports too); returns the path."""
+  corpus = f"{name}/registration.JsonlCorpus"
+  text = ["from __gin__ import dynamic_registration", "from annotanchor.data import registration",
+          f"registration.register_configured_corpora.corpora = [@{corpus}()]",
+          f"{corpus}.name = {name!r}", f"{corpus}.vocabulary_path = {vocabulary_path!r}"]
+  text += [f"{corpus}.{field} = {value!r}" for field, value in fields.items()]
+  path.write_text("\n".join([*text, *lines]) + "\n")
+  return str(path)
+
+
+def infer_anchored(checkpoint: str, output_dir, prompts_file: str, *flags: str,
+                   samples: int = 2, tokens: int = 8) -> Result:
+  """`annotanchor infer` in the anchored mode with only CHECKPOINT_PATH and a prompts file."""
+  return run(["infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH='{checkpoint}'",
+              f"--gin.OUTPUT_DIR='{output_dir}'", f"--gin.PROMPTS_FILE='{prompts_file}'",
+              "--gin.ARM='anchored'", "--gin.MODE='anchored'", f"--gin.NUM_SAMPLES={samples}",
+              f"--gin.MAX_NEW_TOKENS={tokens}", f"--gin.infer.infer.max_annotation_tokens={tokens}",
+              *flags], timeout=300)

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from annotanchor.data import vocabulary
-from tests.faults.conftest import assert_one_line_error, run
+from tests.faults.conftest import assert_one_line_error, run, write_corpus_gin
 
 GOOD = {"messages": [
     {"role": "system", "content": "Be brief."},
@@ -28,16 +28,9 @@ def vocab(tmp_path_factory):
 def _train(tmp_path, vocab, records, task="user_sft_anchored"):
   corpus = tmp_path / "chat.jsonl"
   corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
-  corpus_gin = tmp_path / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@user/registration.JsonlCorpus()]
-user/registration.JsonlCorpus.name = 'user'
-user/registration.JsonlCorpus.vocabulary_path = '{vocab}'
-user/registration.JsonlCorpus.sft = {{'train': '{corpus}'}}
-user/registration.JsonlCorpus.sft_format = 'messages'
-user/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
-""")
+  corpus_gin = write_corpus_gin(
+      tmp_path / "corpus.gin", vocabulary_path=vocab, sft={"train": str(corpus)},
+      sft_format="messages", cache_dir=str(tmp_path / "cache"))
   return str(corpus), run(
       ["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/sft.gin",
        f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{tmp_path / 'run'}'",

@@ -10,7 +10,7 @@ import pytest
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.evaluation.samples import read_samples
 from tests import hf_tokenizer, random_checkpoint
-from tests.faults.conftest import assert_one_line_error, run
+from tests.faults.conftest import assert_one_line_error, infer_anchored, run
 
 DOC = {"text": "the cat sat on the mat.\n\nthe dog ran to the harbour, héllo 🙂",
        "annotations": ["<ann> topic:cat </ann>", "<ann> topic:dog </ann>"]}
@@ -59,11 +59,7 @@ def test_training_copies_the_tokenizer_and_infer_needs_only_the_checkpoint(model
   prompts = root / "prompts.jsonl"
   prompts.write_text(json.dumps({"id": "p0", "prompt": "Tell a story of the cat."}) + "\n")
   out = root / "infer"
-  done = run(["infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH='{model_dir}'",
-              f"--gin.OUTPUT_DIR='{out}'", f"--gin.PROMPTS_FILE='{prompts}'",
-              "--gin.ARM='anchored'", "--gin.MODE='anchored'", "--gin.NUM_SAMPLES=2",
-              "--gin.MAX_NEW_TOKENS=8", "--gin.infer.infer.max_annotation_tokens=8"],
-             timeout=300)
+  done = infer_anchored(str(model_dir), out, str(prompts))
   assert done.returncode == 0, done.stderr[-3000:]
   samples = read_samples(str(out / "samples.jsonl"))
   assert len(samples) == 2 and all(s.annotation.startswith("<ann>") for s in samples)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from annotanchor.data import vocabulary
-from tests.faults.conftest import assert_one_line_error, run
+from tests.faults.conftest import assert_one_line_error, run, write_corpus_gin
 
 GOOD = {"text": "The waves rolled over the harbour.\n\nTall trees hid the old path.",
         "annotations": ["<ann> topic:sea </ann>", "<ann> topic:forest </ann>"]}
@@ -43,15 +43,8 @@ def _corpus(path, count=12, bad=None, bad_at=(3,)):
 
 
 def _train(tmp_path, vocab, pattern, *extra, timeout=120):
-  corpus_gin = tmp_path / "corpus.gin"
-  corpus_gin.write_text(f"""from __gin__ import dynamic_registration
-from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@user/registration.JsonlCorpus()]
-user/registration.JsonlCorpus.name = 'user'
-user/registration.JsonlCorpus.vocabulary_path = '{vocab}'
-user/registration.JsonlCorpus.documents = {{'train': '{pattern}'}}
-user/registration.JsonlCorpus.cache_dir = '{tmp_path / "cache"}'
-""")
+  corpus_gin = write_corpus_gin(tmp_path / "corpus.gin", vocabulary_path=vocab,
+                                documents={"train": pattern}, cache_dir=str(tmp_path / "cache"))
   return run(["train", "--gin_file=gin/models/tiny.gin", "--gin_file=gin/runs/pretrain.gin",
               f"--gin_file={corpus_gin}", f"--gin.MODEL_DIR='{tmp_path / 'run'}'",
               "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=2", "--gin.TASK_FEATURE_LENGTHS={'targets': 32}",
