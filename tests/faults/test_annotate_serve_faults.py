@@ -109,7 +109,7 @@ def _refused(port: int, within_s: float) -> bool:
   while time.monotonic() < deadline:
     try:
       socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):  # Reset: closed while queued.
       return True
     time.sleep(0.05)
   return False
