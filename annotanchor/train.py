@@ -20,7 +20,8 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.data import pipeline
-from annotanchor.data.registration import register_configured_corpora, task_template
+from annotanchor.data.registration import (configured_corpora, register_configured_corpora,
+                                           task_template)
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
@@ -35,7 +36,7 @@ def train(config: TrainConfig) -> loop.TrainResult:
   `annotanchor train` calls this with `configured_run()`; Python callers build the
   TrainConfig themselves.
   """
-  register_configured_corpora()  # JsonlCorpus tasks bound in gin exist before the lookup.
+  register_configured_corpora()  # The corpora bound in gin exist before the lookup.
   check_vocabulary_fits(config.data.mixture_or_task_name, config.model.vocab_size)
   multihost.maybe_initialize_distributed(initialize=config.distributed)
   import jax  # After distributed initialisation, which must precede backend use.
@@ -125,9 +126,11 @@ def _is_bound(cls: type, parameter: str) -> bool:
 
 
 def check_settings() -> None:
-  """Builds the run's TrainConfig, so that `annotanchor.gin_check` (the demo, before its
-  first step) refuses a number the run cannot use."""
+  """Builds the run's TrainConfig and its corpora (not registering them, which may read
+  files), so that `annotanchor.gin_check` (the demo, before its first step) refuses a
+  number the run cannot use."""
   configured_run()
+  configured_corpora()
 
 
 def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:

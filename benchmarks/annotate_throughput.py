@@ -74,7 +74,7 @@ def build_checkpoint(work: str, model_gin: str, steps: int, env) -> tuple[str, s
   with open(corpus_gin, "w") as f:
     f.write("from __gin__ import dynamic_registration\n"
             "from annotanchor.data import registration\n"
-            "registration.register_configured_corpora.corpora = [@b/registration.JsonlCorpus()]\n"
+            "registration.configured_corpora.corpora = [@b/registration.JsonlCorpus()]\n"
             "b/registration.JsonlCorpus.name = 'bench'\n"
             f"b/registration.JsonlCorpus.vocabulary_path = '{vocab}'\n"
             f"b/registration.JsonlCorpus.documents = {{'train': '{pattern}'}}\n")

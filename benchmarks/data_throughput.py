@@ -14,10 +14,9 @@ import os
 import platform
 import time
 
-import tasks  # noqa: F401  (registers the storyworld tasks)
 from annotanchor.data import pipeline
 from annotanchor.evaluation.atomic import write_atomic
-from tasks.storyworld import corpus
+from tasks.storyworld import Storyworld
 
 NAMES = ("storyworld_pretrain", "storyworld_anchored_sft_mixture")
 
@@ -54,7 +53,9 @@ def main() -> None:
                                                        "data_throughput.json"))
   args = parser.parse_args()
   generation_start = time.perf_counter()
-  corpus.corpus_dir()
+  world = Storyworld()  # The default draw.
+  world.register()
+  world.directory()
   report = {"benchmark": "data_throughput", "machine": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "seq_len": args.seq_len, "batch": args.batch,
             "corpus_ready_s": round(time.perf_counter() - generation_start, 2),

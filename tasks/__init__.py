@@ -1,6 +1,7 @@
 """SeqIO task and mixture registrations for concrete corpora.
 
-Importing this package registers every task and mixture below.
+Importing this package registers `synthetic_tokens` (no settings) and makes the storyworld
+corpus available to gin (`Storyworld`, registered from `configured_corpora.corpora`).
 """
 from tasks import synthetic  # noqa: F401  (registers `synthetic_tokens`)
-from tasks import storyworld  # noqa: F401  (registers the storyworld_* tasks and mixture)
+from tasks import storyworld  # noqa: F401  (the Storyworld corpus)

@@ -43,7 +43,7 @@ def _corpus_gin(tmp_path, name, pattern, vocab):
   path = tmp_path / f"{name}.gin"
   path.write_text(f"""from __gin__ import dynamic_registration
 from annotanchor.data import registration
-registration.register_configured_corpora.corpora = [@{name}/registration.JsonlCorpus()]
+registration.configured_corpora.corpora = [@{name}/registration.JsonlCorpus()]
 {name}/registration.JsonlCorpus.name = '{name}'
 {name}/registration.JsonlCorpus.vocabulary_path = '{vocab}'
 {name}/registration.JsonlCorpus.documents = {{'train': '{pattern}'}}

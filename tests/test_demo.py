@@ -24,7 +24,8 @@ def tiny_flags(output_dir, cache_dir, bindings=()) -> list[str]:
     cache_dir: where the corpus is built.
     bindings: more of demo.bindings (these flags set it).
   """
-  bindings = [f"cache_dir.path={str(cache_dir)!r}", "vocab_size.size=512", "VOCAB_SIZE=512",
+  bindings = [f"Storyworld.cache_dir={str(cache_dir)!r}", "Storyworld.vocab_size=512",
+              "VOCAB_SIZE=512",
               "StoryworldConfig.num_pretrain_docs=120", "StoryworldConfig.num_sft_examples=60",
               "StoryworldConfig.num_eval_prompts=4", "TASK_FEATURE_LENGTHS={'targets': 128}",
               "BATCH_SIZE=8", *bindings]
@@ -273,6 +274,7 @@ _COUNT_EXAMPLES = """
 import json, sys
 import gin
 import annotanchor.train, tasks.storyworld
+from annotanchor.data.registration import register_configured_corpora
 from annotanchor.data.reporting import examples_trained_on
 
 gin.parse_config_files_and_bindings(["gin/experiments/storyworld_demo.gin"], ["OUTPUT_DIR='x'"])
@@ -282,6 +284,7 @@ demo = {m: gin.query_parameter(f"%{m}") for m in ("SFT_STEPS", "ANCHORED_SFT_STE
 gin.clear_config()
 gin.parse_config_files_and_bindings(["gin/experiments/storyworld_data.gin"],
                                     demo["ANCHORED_SFT_BINDINGS"] + [sys.argv[1]])
+register_configured_corpora()
 lengths, batch = gin.query_parameter("%TASK_FEATURE_LENGTHS"), gin.query_parameter("%BATCH_SIZE")
 count = lambda task, steps: examples_trained_on(task, lengths, batch, steps)
 print(json.dumps({"standard": count(demo["SFT_TASK"], demo["SFT_STEPS"]),
@@ -296,7 +299,7 @@ def test_demo_sft_arms_train_on_as_many_sft_examples(tmp_path):
   run's batches hold as many SFT examples as standard SFT's (within 3%); at equal steps they
   would hold a third fewer (annotation-only sequences, longer examples)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  argv = [sys.executable, "-c", _COUNT_EXAMPLES, f"cache_dir.path={str(tmp_path)!r}"]
+  argv = [sys.executable, "-c", _COUNT_EXAMPLES, f"Storyworld.cache_dir={str(tmp_path)!r}"]
   proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   counts = json.loads(proc.stdout.splitlines()[-1])

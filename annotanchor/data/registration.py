@@ -9,10 +9,14 @@ For a corpus prefix P, `register_document_tasks` adds
 
 `register_sft_tasks` adds P_sft (standard) and P_sft_anchored, and
 `register_anchored_mixture` adds P_anchored_sft_mixture: anchored SFT plus
-annotation-only sequences at `AnchoredMixtureRates` (gin). Preprocessor
-knobs (annotation dropout, key-only rate, prompt template, ...) are gin
+annotation-only sequences at the corpus's `AnchoredMixtureRates`, fixed when it is
+registered. Preprocessor knobs (annotation dropout, key-only rate, ...) are gin
 bindings of the functions in `preprocessors.py`, read when a dataset is built.
-User files are registered from gin with `JsonlCorpus` (see its docstring).
+
+A corpus is a typed object with a `register()` method (`JsonlCorpus` for user files,
+`tasks.storyworld.Storyworld`), bound in gin as `configured_corpora.corpora` and
+registered by each entry point at start-up (`register_configured_corpora`), after gin is
+parsed: its tasks hold the values it was built with, not gin state read later.
 
 Each registration takes the corpus's `PromptTemplate` and hands it to every source and
 preprocessor of its tasks; `task_template(name)` gives it back (train records it in every
@@ -20,7 +24,7 @@ checkpoint), so one template object governs a corpus from its files to its sampl
 """
 import dataclasses
 import functools
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import gin
 import seqio
@@ -150,18 +154,13 @@ class AnchoredMixtureRates:
     return rates[kind]
 
 
-def _configured_rate(kind: str, unused_task: seqio.Task) -> float:
-  return AnchoredMixtureRates().rate(kind)
-
-
-def register_anchored_mixture(prefix: str) -> str:
-  """Registers `P_anchored_sft_mixture` (rates read from gin when the data is built)."""
+def register_anchored_mixture(prefix: str, rates: AnchoredMixtureRates) -> str:
+  """Registers `P_anchored_sft_mixture` at `rates`."""
   name = f"{prefix}_anchored_sft_mixture"
   if name in seqio.MixtureRegistry.names():
     seqio.MixtureRegistry.remove(name)
   kinds = ("sft_anchored", "annotation_only", "annotation_only_sft_context")
-  seqio.MixtureRegistry.add(name, [(f"{prefix}_{k}", functools.partial(_configured_rate, k))
-                                   for k in kinds])
+  seqio.MixtureRegistry.add(name, [(f"{prefix}_{k}", rates.rate(k)) for k in kinds])
   return name
 
 
@@ -172,11 +171,12 @@ class JsonlCorpus:
 
   In a gin file:
 
-    register_configured_corpora.corpora = [@mydocs/JsonlCorpus()]
+    configured_corpora.corpora = [@mydocs/JsonlCorpus()]
     mydocs/JsonlCorpus.name = "mydocs"
     mydocs/JsonlCorpus.vocabulary_path = "/path/spm.model"  # or a tokenizer.json dir
     mydocs/JsonlCorpus.documents = {"train": "/data/docs-*.jsonl"}
     mydocs/JsonlCorpus.sft = {"train": "gs://bucket/sft.tfrecord"}
+    AnchoredMixtureRates.annotation_only_rate = 0.3  # optional: its mixture's shares
 
   Attributes:
     name: the task prefix.
@@ -198,6 +198,8 @@ class JsonlCorpus:
     on_error: "raise" or "skip" (see `validated.validated_file`).
     cache_dir: where validated copies of the files are kept (default
       `validated.default_cache_dir()`).
+    mixture_rates: the shares of P_anchored_sft_mixture (registered when the corpus has
+      both documents and SFT examples).
   """
   name: str
   vocabulary_path: str
@@ -211,6 +213,9 @@ class JsonlCorpus:
   template: PromptTemplate = PromptTemplate()
   on_error: str = "raise"
   cache_dir: Optional[str] = None
+  # Built with the corpus, so `AnchoredMixtureRates.X` bindings apply (and are checked) at
+  # start-up, and are fixed from then on.
+  mixture_rates: AnchoredMixtureRates = dataclasses.field(default_factory=AnchoredMixtureRates)
 
   def __post_init__(self):
     if self.sft_format not in ("pairs", "messages"):
@@ -240,11 +245,24 @@ class JsonlCorpus:
       names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary,
                                   self.template, chat=chat, append_eos=jinja is None)
     if self.documents and self.sft:
-      names.append(register_anchored_mixture(self.name))
+      names.append(register_anchored_mixture(self.name, self.mixture_rates))
     return names
 
 
+class Corpus(Protocol):
+  """What `configured_corpora` holds: a typed corpus that registers its tasks."""
+
+  def register(self) -> list[str]:
+    """Registers the corpus's tasks and mixtures; returns their names."""
+
+
 @gin.configurable
-def register_configured_corpora(corpora: Sequence[JsonlCorpus] = ()) -> list[str]:
-  """Registers the corpora bound in gin; `pipeline.get_dataset` calls it."""
-  return [name for corpus in corpora for name in corpus.register()]
+def configured_corpora(corpora: Sequence[Corpus] = ()) -> list[Corpus]:
+  """The corpora bound in gin (`configured_corpora.corpora`), built and checked."""
+  return list(corpora)
+
+
+def register_configured_corpora() -> list[str]:
+  """Registers the corpora bound in gin; entry points call it at start-up, after gin is
+  parsed (train, infer, `pipeline.get_dataset`)."""
+  return [name for corpus in configured_corpora() for name in corpus.register()]

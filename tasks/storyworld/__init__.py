@@ -1,6 +1,9 @@
 """storyworld: the synthetic corpus that lets the method run and be measured on a CPU.
 
-Importing this package registers (corpus generated lazily, on first use):
+`Storyworld` is the corpus as a typed object (its draw `StoryworldConfig`, vocabulary size,
+cache directory and anchored mixture shares). Bound in gin as
+`configured_corpora.corpora = [@Storyworld()]` (gin/experiments/storyworld_data.gin), it is
+registered by every entry point at start-up, or from Python by `Storyworld(...).register()`:
 
   storyworld_pretrain                        annotated pretraining
   storyworld_pretrain_plain                  its plain twin
@@ -12,9 +15,9 @@ Importing this package registers (corpus generated lazily, on first use):
   storyworld_eval_prompts                    held-out prompts (`targets` is the
                                              model prompt, no EOS, weight 0)
 
-Knobs: `StoryworldConfig.*`, `cache_dir.path`, `vocab_size.size`, and those of
-`annotanchor.data.preprocessors` / `registration.AnchoredMixtureRates`.
+The corpus files are generated on first use (or by `python -m tasks.storyworld.build`).
+Knobs: `Storyworld.*`, `StoryworldConfig.*`, `AnchoredMixtureRates.*`, and those of
+`annotanchor.data.preprocessors`.
 """
-from tasks.storyworld.tasks import register
-
-register()
+from tasks.storyworld.generate import StoryworldConfig  # noqa: F401
+from tasks.storyworld.tasks import Storyworld, configured  # noqa: F401

@@ -15,22 +15,29 @@ import time
 from typing import Sequence
 
 from annotanchor import gin_utils
-from tasks.storyworld import corpus, generate
+from tasks.storyworld import generate
+from tasks.storyworld.tasks import configured
 
 
 def build() -> dict:
-  """Generates (or finds) the corpus of the gin-configured StoryworldConfig; returns a summary."""
+  """Generates (or finds) the corpus of the configured Storyworld; returns a summary."""
   start = time.perf_counter()
-  config = generate.StoryworldConfig()
-  directory = corpus.corpus_dir(config)
+  world = configured()
+  directory = world.directory()
   counts = {}
   for name in sorted(os.listdir(directory)):
     if name.endswith(".jsonl"):
       with open(os.path.join(directory, name)) as f:
         counts[name] = sum(1 for _ in f)
   return {"directory": directory, "records": counts,
-          "sft_entropy_bits_per_attribute": round(generate.sft_entropy_bits(config), 4),
+          "sft_entropy_bits_per_attribute": round(generate.sft_entropy_bits(world.config), 4),
           "seconds": round(time.perf_counter() - start, 1)}
+
+
+def check_settings() -> None:
+  """Builds the configured Storyworld (for `annotanchor.gin_check`): a bad draw is refused
+  before the demo's first step."""
+  configured()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

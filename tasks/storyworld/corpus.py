@@ -11,8 +11,6 @@ import os
 import shutil
 import tempfile
 
-import gin
-
 from annotanchor.data.validated import default_cache_dir
 from annotanchor.data.vocabulary import marker_symbols, train_sentencepiece
 from tasks.storyworld import generate
@@ -20,18 +18,6 @@ from tasks.storyworld import generate
 # Bump when generated text changes, so old caches are not reused.
 GENERATOR_VERSION = 1
 SPLITS = ("train", "validation")
-
-
-@gin.configurable
-def cache_dir(path: str | None = None) -> str:
-  """Root of annotanchor's caches: `path`, else $ANNOTANCHOR_CACHE_DIR, else ~/.cache/annotanchor."""
-  return path or default_cache_dir()
-
-
-@gin.configurable
-def vocab_size(size: int = 1024) -> int:
-  """Target size of the storyworld SentencePiece vocabulary."""
-  return size
 
 
 def _write_jsonl(path: str, records) -> None:
@@ -49,18 +35,24 @@ def _vocab_texts(config: generate.StoryworldConfig):
     yield template.build(ex["prompt"]) + ex["annotation"] + template.response_prefix + ex["response"]
 
 
-def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
+def corpus_dir(config: generate.StoryworldConfig, vocab_size: int,
+               cache_dir: str | None = None) -> str:
   """Generates (once) and returns the directory holding the corpus files.
+
+  Args:
+    config: the world's draw.
+    vocab_size: target size of its SentencePiece vocabulary.
+    cache_dir: root of annotanchor's caches (default `validated.default_cache_dir()`:
+      $ANNOTANCHOR_CACHE_DIR, else ~/.cache/annotanchor).
 
   Files: `pretrain_{split}.jsonl`, `sft_{split}.jsonl`, `eval_prompts.jsonl`,
   `spm.model`, `config.json`.
   """
-  config = config or generate.StoryworldConfig()
   template = generate.TEMPLATE
   settings = {"config": dataclasses.asdict(config), "version": GENERATOR_VERSION,
-              "vocab_size": vocab_size(), "template": dataclasses.asdict(template)}
+              "vocab_size": vocab_size, "template": dataclasses.asdict(template)}
   digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-  final = os.path.join(cache_dir(), "storyworld", digest)
+  final = os.path.join(cache_dir or default_cache_dir(), "storyworld", digest)
   if os.path.exists(os.path.join(final, "config.json")):
     return final
   os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -72,7 +64,7 @@ def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
       _write_jsonl(os.path.join(staging, f"sft_{split}.jsonl"), generate.sft_examples(config, split))
     _write_jsonl(os.path.join(staging, "eval_prompts.jsonl"), generate.eval_prompts(config))
     train_sentencepiece(_vocab_texts(config), os.path.join(staging, "spm.model"),
-                        vocab_size(), marker_symbols(template))
+                        vocab_size, marker_symbols(template))
     _write_jsonl(os.path.join(staging, "config.json"), [settings])
     os.rename(staging, final)
   except OSError:
@@ -83,7 +75,7 @@ def corpus_dir(config: generate.StoryworldConfig | None = None) -> str:
   return final
 
 
-def read_eval_prompts(config: generate.StoryworldConfig | None = None) -> list[dict]:
-  """The held-out evaluation prompts `{"id", "prompt", "constraints"}`."""
-  with open(os.path.join(corpus_dir(config), "eval_prompts.jsonl")) as f:
+def read_eval_prompts(directory: str) -> list[dict]:
+  """The held-out evaluation prompts `{"id", "prompt", "constraints"}` of a corpus_dir."""
+  with open(os.path.join(directory, "eval_prompts.jsonl")) as f:
     return [json.loads(line) for line in f]

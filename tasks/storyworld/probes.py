@@ -10,7 +10,7 @@ pretraining taught (the capability column of the paper's table), not story-telli
   {"id": "companion-tiny_dragon-1", "context": "a dragon no bigger than a",
    "choices": ["gears", "cat", "sword", "seaman"], "gold": 1}
 
-Probes depend on the world's phrases and `StoryworldConfig.seed` (which draws the wrong
+Probes depend on the world's phrases and the seed of its draw (which draws the wrong
 choices and their order) only, so every arm of a run is asked the same questions.
 `annotanchor capability` takes them as TASK_FILES={'storyworld_facts':
 'tasks.storyworld.probes:probe_records'}.
@@ -19,6 +19,7 @@ import random
 import re
 
 from tasks.storyworld import generate, templates
+from tasks.storyworld.tasks import configured
 from tasks.storyworld.world import ATTRIBUTES
 
 NUM_CHOICES = 4
@@ -61,8 +62,13 @@ def _attested(context: str, word: str, texts: list[str]) -> bool:
 
 
 def probe_records(config: generate.StoryworldConfig | None = None) -> list[dict]:
-  """The probes, `{"id", "context", "choices", "gold"}`, in a fixed order."""
-  config = config or generate.StoryworldConfig()
+  """The probes, `{"id", "context", "choices", "gold"}`, in a fixed order.
+
+  Args:
+    config: the world's draw; default the configured Storyworld's (`tasks.configured`),
+      as `annotanchor capability` calls it.
+  """
+  config = config or configured().config
   rng = random.Random(f"{config.seed}/probes")
   texts = _world_texts()
   split = [(fid, *_split(text)) for fid, text in _facts()]

@@ -1,6 +1,7 @@
 """Task files, shots and accuracy of multiple-choice capability, and its place in the report."""
 import json
 
+import gin
 import numpy as np
 import pytest
 
@@ -61,7 +62,13 @@ def test_files_ids_and_import_paths(tmp_path):
     cap.read_choice_file(str(path))
   with pytest.raises(cap.CapabilityFileError, match="does not exist"):
     cap.read_choice_file(str(tmp_path / "missing.jsonl"))
-  probes = cap.read_choice_task("tasks.storyworld.probes:probe_records")
+  with gin.unlock_config():
+    gin.parse_config(["import tasks.storyworld",
+                      "configured_corpora.corpora = [@Storyworld()]"])
+  try:
+    probes = cap.read_choice_task("tasks.storyworld.probes:probe_records")
+  finally:
+    gin.clear_config()
   assert len(probes) > 100 and all(len(p.choices) == 4 for p in probes)
 
 

@@ -37,7 +37,7 @@ def brackets_tasks():
                                        BRACKETS)
   registration.register_sft_tasks("brk", _source([SFT], validated.SftExamples(fmt)), vocab,
                                   BRACKETS)
-  registration.register_anchored_mixture("brk")
+  registration.register_anchored_mixture("brk", registration.AnchoredMixtureRates())
   registration.register_sft_tasks("std", _source([{**SFT, "annotation": "<ann> topic:sea </ann>"}],
                                                  validated.SftExamples(AnnotationFormat())),
                                   vocab, PromptTemplate())

@@ -63,7 +63,7 @@ def write_corpus_gin(path, *, vocabulary_path: str, name: str = "user", lines=()
   module `lines` imports too); returns the path."""
   corpus = f"{name}/registration.JsonlCorpus"
   text = ["from __gin__ import dynamic_registration", "from annotanchor.data import registration",
-          f"registration.register_configured_corpora.corpora = [@{corpus}()]",
+          f"registration.configured_corpora.corpora = [@{corpus}()]",
           f"{corpus}.name = {name!r}", f"{corpus}.vocabulary_path = {vocabulary_path!r}"]
   text += [f"{corpus}.{field} = {value!r}" for field, value in fields.items()]
   path.write_text("\n".join([*text, *lines]) + "\n")

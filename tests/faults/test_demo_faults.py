@@ -23,7 +23,12 @@ SHARED_TYPO = "StoryworldConfig.num_pretrain_doc=120"
                     "Expected newline"]),
     ([], [SHARED_TYPO], ["step [1/14] build the corpus", f"binding '{SHARED_TYPO}'",
                          "doesn't have a parameter named 'num_pretrain_doc'"]),
-], ids=["misspelled", "bad_syntax", "demo_bindings"])
+    # Values the corpus cannot use, refused as the configured corpus is built.
+    (["AnchoredMixtureRates.annotation_only_rate=1.5"], [],
+     ["step [5/14] fine-tune sft_anchored", "annotation_only_rate must be in [0, 1]"]),
+    ([], ["StoryworldConfig.sft_support=99"],
+     ["step [1/14] build the corpus", "sft_support=99 must be in"]),
+], ids=["misspelled", "bad_syntax", "demo_bindings", "bad_rate", "bad_draw"])
 def test_a_bad_binding_stops_the_demo_before_its_first_step(tmp_path, anchored_bindings,
                                                             shared_bindings, needles):
   experiment = tmp_path / "experiment.gin"

@@ -113,7 +113,7 @@ def test_skipped_records_are_reported_once_each_and_summed_up(tmp_path, vocab):
 def test_a_number_a_run_cannot_use_is_refused_at_start_up(tmp_path, vocab, binding, setting):
   corpus = _corpus(tmp_path / "docs.jsonl")
   extra = [binding]
-  if "AnchoredMixtureRates" in binding:  # Read when the mixture's rates are.
+  if "AnchoredMixtureRates" in binding:  # The storyworld corpus's, built at start-up.
     extra = ["--gin_file=gin/experiments/storyworld_data.gin", binding,
              "--gin.MIXTURE_OR_TASK_NAME='storyworld_anchored_sft_mixture'", "--gin.VOCAB_SIZE=1024"]
   assert_one_line_error(_train(tmp_path, vocab, corpus, *extra), "train", setting)

@@ -1,8 +1,7 @@
 """A small storyworld generated into a per-session temporary cache."""
-import gin
 import pytest
 
-from tasks.storyworld import generate
+from tasks.storyworld import Storyworld, generate
 
 
 @pytest.fixture(scope="session")
@@ -13,13 +12,8 @@ def small_config():
 
 @pytest.fixture(scope="session")
 def storyworld_cache(tmp_path_factory, small_config):
-  """Binds gin so that the registered storyworld tasks use `small_config` in a temp dir."""
-  path = tmp_path_factory.mktemp("cache")
-  gin.clear_config()
-  gin.bind_parameter("cache_dir.path", str(path))
-  gin.bind_parameter("vocab_size.size", 512)
-  for field in ("seed", "num_pretrain_docs", "num_sft_examples", "sft_support", "sft_skew",
-                "num_eval_prompts"):
-    gin.bind_parameter(f"StoryworldConfig.{field}", getattr(small_config, field))
-  yield path
-  gin.clear_config()
+  """The storyworld tasks registered for `small_config` in a temp cache; the Storyworld."""
+  world = Storyworld(config=small_config, vocab_size=512,
+                     cache_dir=str(tmp_path_factory.mktemp("cache")))
+  world.register()
+  return world

@@ -1,4 +1,5 @@
 """storyworld SeqIO tasks: caching, vocabulary coverage, layouts, mixture rates."""
+import dataclasses
 import itertools
 import os
 
@@ -7,13 +8,12 @@ import numpy as np
 import pytest
 import seqio
 
-import tasks  # noqa: F401
-from annotanchor.data import pipeline, reporting
+from annotanchor.data import pipeline, registration, reporting
 from annotanchor.data.segments import ANNOTATION_MASK
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.prompts import PromptTemplate
-from tasks.storyworld import corpus
-from tasks.storyworld import tasks as storyworld_tasks
+from annotanchor.errors import SettingError
+from tasks.storyworld import Storyworld, build, probes
 
 
 def _examples(name, n, split="train", **kwargs):
@@ -23,14 +23,20 @@ def _examples(name, n, split="train", **kwargs):
 
 
 def test_corpus_is_cached(storyworld_cache):
-  first = corpus.corpus_dir()
+  first = storyworld_cache.directory()
   stamp = os.path.getmtime(os.path.join(first, "spm.model"))
-  assert corpus.corpus_dir() == first and first.startswith(str(storyworld_cache))
+  assert storyworld_cache.directory() == first and first.startswith(storyworld_cache.cache_dir)
   assert os.path.getmtime(os.path.join(first, "spm.model")) == stamp
+  other = dataclasses.replace(storyworld_cache, vocab_size=600)
+  assert os.path.dirname(other.directory()) == os.path.dirname(first) != other.directory()
+
+
+def _vocabulary():
+  return seqio.get_mixture_or_task("storyworld_sft").output_features["targets"].vocabulary
 
 
 def test_vocabulary_is_compact_and_round_trips(storyworld_cache):
-  vocab = storyworld_tasks.vocabulary()
+  vocab = _vocabulary()
   assert vocab.vocab_size <= 600
   template = PromptTemplate()
   for marker in ("<ann>", "</ann>", template.user_marker, template.assistant_marker):
@@ -42,7 +48,7 @@ def test_vocabulary_is_compact_and_round_trips(storyworld_cache):
 
 
 def test_anchored_sft_layout_on_real_vocabulary(storyworld_cache):
-  vocab = storyworld_tasks.vocabulary()
+  vocab = _vocabulary()
   for ex in _examples("storyworld_sft_anchored", 20):
     weights, mask = ex[LOSS_WEIGHTS], ex[ANNOTATION_MASK]
     annotation = vocab.decode(ex["targets"][mask == 1].tolist())
@@ -53,7 +59,7 @@ def test_anchored_sft_layout_on_real_vocabulary(storyworld_cache):
 
 
 def test_sft_context_annotations_come_from_stories_only(storyworld_cache):
-  vocab = storyworld_tasks.vocabulary()
+  vocab = _vocabulary()
   examples = _examples("storyworld_annotation_only_sft_context", 40, split="validation")
   kinds = {vocab.decode(e["targets"][e[ANNOTATION_MASK] == 1].tolist()).split()[1]
            for e in examples}
@@ -76,13 +82,16 @@ def test_annotation_fraction_differs_between_arms(storyworld_cache):
 
 @pytest.mark.parametrize("rate,fraction", [(0.2, 0.5)])
 def test_mixture_rates_within_sampling_error(storyworld_cache, rate, fraction):
-  with gin.unlock_config():
-    gin.bind_parameter("AnchoredMixtureRates.annotation_only_rate", rate)
-    gin.bind_parameter("AnchoredMixtureRates.sft_context_fraction", fraction)
+  rates = registration.AnchoredMixtureRates(annotation_only_rate=rate,
+                                            sft_context_fraction=fraction)
+  dataclasses.replace(storyworld_cache, mixture_rates=rates).register()
   n = 1200
-  ds = seqio.get_mixture_or_task("storyworld_anchored_sft_mixture").get_dataset(
-      {"targets": 512}, split="train", shuffle=True, seed=3)
-  prompt_ids = storyworld_tasks.vocabulary().encode(PromptTemplate().user_marker)
+  try:
+    ds = seqio.get_mixture_or_task("storyworld_anchored_sft_mixture").get_dataset(
+        {"targets": 512}, split="train", shuffle=True, seed=3)
+  finally:
+    storyworld_cache.register()  # The session's rates again for the tests after this one.
+  prompt_ids = _vocabulary().encode(PromptTemplate().user_marker)
   counts = {"sft": 0, "pretraining_form": 0, "sft_context": 0}
   for ex in itertools.islice(ds.as_numpy_iterator(), n):
     if ex["targets"][-1] == 1:
@@ -97,10 +106,29 @@ def test_mixture_rates_within_sampling_error(storyworld_cache, rate, fraction):
     assert abs(counts[kind] - n * p) < 4 * np.sqrt(n * p * (1 - p)), (kind, counts)
 
 
+def test_mixture_rates_are_fixed_when_the_corpus_is_built(storyworld_cache):
+  """`AnchoredMixtureRates.*` bindings apply when a Storyworld is built from gin, and a
+  later change of gin does not reach the registered mixture."""
+  with gin.unlock_config():
+    gin.parse_config(["AnchoredMixtureRates.annotation_only_rate = 0.4"])
+  try:
+    world = Storyworld()
+    assert world.mixture_rates.annotation_only_rate == 0.4
+    dataclasses.replace(storyworld_cache, mixture_rates=world.mixture_rates).register()
+    with gin.unlock_config():
+      gin.parse_config(["AnchoredMixtureRates.annotation_only_rate = 0.9"])
+    mixture = seqio.get_mixture_or_task("storyworld_anchored_sft_mixture")
+    rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
+  finally:
+    gin.clear_config()
+    storyworld_cache.register()
+  assert rates["storyworld_sft_anchored"] == pytest.approx(0.6)
+
+
 def test_eval_prompt_task(storyworld_cache):
   examples = _examples("storyworld_eval_prompts", 100, split="test")
   assert len(examples) == 40
-  vocab = storyworld_tasks.vocabulary()
+  vocab = _vocabulary()
   for ex in examples[:5]:
     assert vocab.decode(ex["targets"].tolist()) == PromptTemplate().build(ex["prompt"].decode())
     assert not ex[LOSS_WEIGHTS].any()
@@ -122,3 +150,11 @@ def test_token_report_matches_direct_count(storyworld_cache):
   budget = 10_000
   assert reporting.document_tokens_seen(annotated, budget) == pytest.approx(
       budget * annotated["document_tokens"] / annotated["tokens"])
+
+
+def test_build_and_probes_refuse_a_run_without_one_storyworld():
+  gin.clear_config()
+  with pytest.raises(SettingError, match="holds 0 Storyworld corpora"):
+    probes.probe_records()
+  with pytest.raises(SettingError, match="holds 0 Storyworld corpora"):
+    build.check_settings()
