@@ -16,7 +16,6 @@ if __name__ == "__main__":
   run_module_main("annotanchor.infer")
 
 import copy
-import dataclasses
 import json
 import logging
 import os
@@ -138,13 +137,10 @@ def _resume(partial: str, run: Mapping[str, Any], num_samples: int
 
 @gin.configurable
 def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
-          arm: str = gin.REQUIRED, model_config: TransformerConfig | None = None,
+          arm: str = gin.REQUIRED, decoding: DecodeSettings = DecodeSettings(),
+          model_config: TransformerConfig | None = None,
           mixture_or_task_name: str | None = None, split: str = "test",
           prompts_file: str | None = None, vocabulary: seqio.Vocabulary | None = None,
-          mode: str = "direct", num_samples: int = 10, max_new_tokens: int = 256,
-          temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-          annotation_temperature: float = 1.0, max_annotation_tokens: int = 64,
-          given_annotation: str = "", prompt_format: str = "chat", seed: int = 0,
           batch_size: int = 8,
           mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None,
           output_name: str = "samples.jsonl", progress_bar: bool | None = None) -> str:
@@ -154,6 +150,8 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
     output_dir: where samples.jsonl, its marker and config.gin are written.
     arm: the arm name recorded with every sample (base, sft, anchored, an ablation).
+    decoding: what is drawn (mode, N, temperatures, ...; gin/runs/infer.gin binds it from
+      MODE, NUM_SAMPLES, TEMPERATURE, ...), recorded with every sample.
     model_config: the network's shape; default the checkpoint's (see
       annotanchor/training/metadata.py: fields bound in gin are checked against it).
     mixture_or_task_name: a SeqIO task whose examples hold `prompt` (and `id`).
@@ -161,8 +159,6 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
     prompts_file: instead of a task, JSONL of `{"id": ..., "prompt": ...}`.
     vocabulary: encodes and decodes; default the task's `targets` vocabulary, else the
       checkpoint's (either must be the one the checkpoint was trained with).
-    mode, num_samples, max_new_tokens, temperature, top_k, top_p, annotation_temperature,
-      max_annotation_tokens, given_annotation, prompt_format, seed: see DecodeSettings.
     batch_size: prompts per sampler call (rounded up to the mesh's batch multiple).
     mesh: degrees per mesh axis; default every device on `data`.
     template: the prompt template; default the checkpoint's.
@@ -172,12 +168,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   Raises:
     InferError: no or both prompt sources, bad prompts, a clash with earlier output.
   """
-  settings = DecodeSettings(
-      mode=mode, num_samples=num_samples, max_new_tokens=max_new_tokens,
-      temperature=temperature, top_k=top_k, top_p=top_p,
-      annotation_temperature=annotation_temperature,
-      max_annotation_tokens=max_annotation_tokens, given_annotation=given_annotation,
-      prompt_format=prompt_format, seed=seed)
+  num_samples = decoding.num_samples
   if (mixture_or_task_name is None) == (prompts_file is None):
     raise InferError("set exactly one of MIXTURE_OR_TASK_NAME and PROMPTS_FILE")
   if prompts_file is not None:
@@ -188,7 +179,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
 
   out_path = os.path.join(output_dir, output_name)
   partial, marker = out_path + ".partial", out_path + ".done"
-  run = {"arm": arm, "decoding": settings.record(), "checkpoint_path": checkpoint_path,
+  run = {"arm": arm, "decoding": decoding.record(), "checkpoint_path": checkpoint_path,
          "num_prompts": len(prompts), "num_samples": num_samples}
   if os.path.exists(marker):
     with open(marker, encoding="utf-8") as f:
@@ -202,12 +193,12 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
                                template=template, mesh=mesh)
   # Each sample also records the checkpoint's annotation format, where it is not standard.
-  decoding = decoding_record(run["decoding"], setup.template.annotation_format)
-  done = _resume(partial, {**run, "decoding": decoding}, num_samples)
+  recorded = decoding_record(run["decoding"], setup.template.annotation_format)
+  done = _resume(partial, {**run, "decoding": recorded}, num_samples)
   todo = [(pid, p) for pid, p in prompts if pid not in done]
   if done:
     logging.info("resuming: %d of %d prompts already sampled", len(done), len(prompts))
-  generator = Generator(setup.sampler, setup.params, setup.vocabulary, settings, setup.template)
+  generator = Generator(setup.sampler, setup.params, setup.vocabulary, decoding, setup.template)
   gin_utils.write_operative_config(output_dir)
 
   bar = tqdm.tqdm(total=len(prompts) * num_samples, initial=len(done) * num_samples,
@@ -222,7 +213,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
       for (pid, prompt), gens in zip(batch, generations):
         samples = [Sample(prompt_id=pid, prompt=prompt, annotation=g.annotation,
                           response=g.response, sample_index=j, arm=arm,
-                          decoding=decoding) for j, g in enumerate(gens)]
+                          decoding=recorded) for j, g in enumerate(gens)]
         done[pid] = samples
         lines += [s.to_json() + "\n" for s in samples]
       f.write("".join(lines))
@@ -244,17 +235,17 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
 
 
 def check_settings() -> None:
-  """Checks the decoding settings gin binds for `infer` without loading anything (what
+  """Builds the decoding settings gin binds for `infer` without loading anything (what
   `annotanchor.gin_check` calls, so that the demo finds a bad MODE before its first step).
 
   Raises:
     SettingError: naming the setting, as `infer` would.
   """
-  # Unresolved: resolving every binding would build its references (a vocabulary loads
-  # files). copy.deepcopy of a gin reference or macro evaluates it, so only these are.
-  bound = gin.get_bindings(infer, resolve_references=False)
-  DecodeSettings(**{f.name: copy.deepcopy(bound[f.name])
-                    for f in dataclasses.fields(DecodeSettings) if f.name in bound})
+  # Only this binding is built: building every one would build its references (a
+  # vocabulary loads files). copy.deepcopy of a gin reference evaluates it.
+  decoding = gin.get_bindings(infer, resolve_references=False).get("decoding")
+  if decoding is not None:
+    copy.deepcopy(decoding)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

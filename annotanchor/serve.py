@@ -32,19 +32,17 @@ from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
-from annotanchor.serving.protocol import ANNOTATION_OPTIONS, Limits
+from annotanchor.serving.protocol import Limits
 from annotanchor.serving.server import API, make_server
 
 
 @gin.configurable
 def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig | None = None,
           vocabulary_path: str | None = None, vocabulary: seqio.Vocabulary | None = None,
-          model_name: str = "annotanchor",
-          host: str = "127.0.0.1", port: int = 8000, mode: str = "anchored",
-          annotation: str = "strip", max_batch: int = 8, batch_window_s: float = 0.0,
-          max_n: int = 16, max_tokens: int = 512, default_max_tokens: int = 64,
-          max_annotation_tokens: int = 64, annotation_temperature: float = 1.0,
-          mesh: Mapping[str, int] | None = None, template: PromptTemplate | None = None) -> None:
+          host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          batch_window_s: float = 0.0, mode: str = "anchored", max_annotation_tokens: int = 64,
+          annotation_temperature: float = 1.0, mesh: Mapping[str, int] | None = None,
+          template: PromptTemplate | None = None) -> None:
   """Serves a checkpoint until SIGTERM or Ctrl-C.
 
   Args:
@@ -54,23 +52,19 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     vocabulary_path: a SentencePiece model or a Hugging Face tokenizer (directory or
       tokenizer.json); default the checkpoint's (a given one must be the checkpoint's).
     vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
-    model_name: the name in `/v1/models` and responses (requests naming another get 404).
     host, port: where to listen (port 0: a free one, printed).
-    mode: "anchored" (sample an annotation, then the response), "direct" or
-      "given_annotation" (the empty annotation).
-    annotation: the default of the request option "annotation" ("return" or "strip").
-    max_batch: the most prompts in one sampler call (also per completion request).
+    limits: what requests may ask, the model's name, the default of the request option
+      "annotation", and the most prompts in one sampler call (gin/runs/serve.gin binds
+      it from MODEL_NAME, ANNOTATION and MAX_BATCH).
     batch_window_s: how long a batch waits for more requests after its first (0: it takes
       the requests already waiting, so batches grow only when the model is the bottleneck
       and a lone request waits for nothing).
-    max_n, max_tokens: the largest `n` and `max_tokens` a request may ask.
-    default_max_tokens: `max_tokens` of requests that leave it out.
+    mode: "anchored" (sample an annotation, then the response), "direct" or
+      "given_annotation" (the empty annotation).
     max_annotation_tokens, annotation_temperature: annotation sampling (anchored mode).
     mesh: degrees per mesh axis; default every device on `data`.
     template: the prompt template; default the checkpoint's.
   """
-  if annotation not in ANNOTATION_OPTIONS:
-    raise SettingError(f"serve.annotation={annotation!r}; expected one of {ANNOTATION_OPTIONS}")
   if vocabulary is not None and vocabulary_path is not None:
     raise SettingError("set at most one of VOCABULARY_PATH and serve.serve.vocabulary")
   if vocabulary_path is not None:
@@ -80,13 +74,12 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
                                template=template, mesh=mesh)
   engine = Engine(setup.sampler, setup.params, setup.vocabulary, setup.template, mode,
                   max_annotation_tokens, annotation_temperature)
-  batcher = Batcher(engine.run, max_batch, batch_window_s)
-  limits = Limits(model=model_name, max_n=max_n, max_prompts=max_batch, max_tokens=max_tokens,
-                  default_max_tokens=default_max_tokens, annotation=annotation)
+  batcher = Batcher(engine.run, limits.max_prompts, batch_window_s)
   api = API(engine, batcher, limits)
   server = make_server(api, host, port)
   bound_host, bound_port = server.server_address[:2]
-  name = server.serve_until_signal(f"serving {model_name} on http://{bound_host}:{bound_port}/v1")
+  name = server.serve_until_signal(
+      f"serving {limits.model} on http://{bound_host}:{bound_port}/v1")
   logging.info("stopping: %s", name)
   # Every request is answered within request_timeout_s, if need be with a 500.
   if server.stop(api.request_timeout_s):

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from annotanchor.data import conversations
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.errors import is_count, require
 
 ANNOTATION_OPTIONS = ("return", "strip")
 MAX_STOPS = 4
@@ -48,22 +49,38 @@ class APIError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-  """What the server accepts.
+  """What the server accepts (`annotanchor serve`'s typed group, checked when built).
 
   Attributes:
     model: the served model's name (requests naming another get 404).
     max_n: the most samples per prompt.
-    max_prompts: the most prompts in one completion request.
+    max_prompts: the most prompts in one completion request, and in one sampler call
+      (the batcher's batch).
     max_tokens: the largest `max_tokens`.
     default_max_tokens: `max_tokens` when a request leaves it out.
     annotation: the `annotation` option when a request leaves it out.
+
+  Raises:
+    SettingError: naming the field, for a value the server cannot use.
   """
-  model: str
+  model: str = "annotanchor"
   max_n: int = 16
   max_prompts: int = 8
   max_tokens: int = 512
   default_max_tokens: int = 64
   annotation: str = "strip"
+
+  def __post_init__(self):
+    require(isinstance(self.model, str) and bool(self.model), "Limits.model", self.model,
+            "a non-empty string")
+    for name in ("max_n", "max_prompts", "max_tokens"):
+      require(is_count(getattr(self, name)), f"Limits.{name}", getattr(self, name),
+              "a positive int")
+    require(is_count(self.default_max_tokens) and self.default_max_tokens <= self.max_tokens,
+            "Limits.default_max_tokens", self.default_max_tokens,
+            f"a positive int of at most Limits.max_tokens={self.max_tokens}")
+    require(self.annotation in ANNOTATION_OPTIONS, "Limits.annotation", self.annotation,
+            f"one of {ANNOTATION_OPTIONS}")
 
 
 @dataclasses.dataclass(frozen=True)

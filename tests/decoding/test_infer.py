@@ -1,4 +1,5 @@
 """`annotanchor infer` end to end on a tiny random checkpoint saved with Orbax."""
+import dataclasses
 import json
 import os
 
@@ -7,6 +8,7 @@ import pytest
 import seqio
 
 from annotanchor import infer as infer_lib
+from annotanchor.decoding.generate import DecodeSettings
 from annotanchor.evaluation.samples import read_samples
 from tests import random_checkpoint
 
@@ -29,11 +31,15 @@ def prompts_file(tmp_path):
 
 
 def run(checkpoint, prompts_file, output_dir, **kwargs):
+  """infer with these settings; kwargs that are DecodeSettings fields go to `decoding`."""
+  fields = {f.name for f in dataclasses.fields(DecodeSettings)}
+  decoding = DecodeSettings(**{"num_samples": 3, "max_new_tokens": 12,
+                               **{k: v for k, v in kwargs.items() if k in fields}})
   settings = dict(checkpoint_path=checkpoint, output_dir=str(output_dir), arm="sft",
                   model_config=CFG, prompts_file=prompts_file, vocabulary=seqio.ByteVocabulary(),
-                  num_samples=3, max_new_tokens=12, batch_size=2,
+                  decoding=decoding, batch_size=2,
                   mesh={"data": 4, "model": 2}, progress_bar=False)
-  return infer_lib.infer(**{**settings, **kwargs})
+  return infer_lib.infer(**{**settings, **{k: v for k, v in kwargs.items() if k not in fields}})
 
 
 def test_cli_writes_samples_marks_the_run_skips_a_rerun_refuses_a_clash(

@@ -22,7 +22,7 @@ from tests.faults.conftest import ANNOTANCHOR, ENV, REPO, assert_one_line_error,
 DATA = "--gin_file=gin/experiments/storyworld_data.gin"
 TINY = "--gin_file=gin/models/tiny.gin"
 SAMPLING = ["--gin.ARM='anchored'", "--gin.MODE='anchored'", "--gin.NUM_SAMPLES=2",
-            "--gin.MAX_NEW_TOKENS=8", "--gin.infer.infer.max_annotation_tokens=8"]
+            "--gin.MAX_NEW_TOKENS=8", "--gin.DecodeSettings.max_annotation_tokens=8"]
 
 
 @pytest.fixture(scope="module")

@@ -76,5 +76,5 @@ def infer_anchored(checkpoint: str, output_dir, prompts_file: str, *flags: str,
   return run(["infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH='{checkpoint}'",
               f"--gin.OUTPUT_DIR='{output_dir}'", f"--gin.PROMPTS_FILE='{prompts_file}'",
               "--gin.ARM='anchored'", "--gin.MODE='anchored'", f"--gin.NUM_SAMPLES={samples}",
-              f"--gin.MAX_NEW_TOKENS={tokens}", f"--gin.infer.infer.max_annotation_tokens={tokens}",
-              *flags], timeout=300)
+              f"--gin.MAX_NEW_TOKENS={tokens}",
+              f"--gin.DecodeSettings.max_annotation_tokens={tokens}", *flags], timeout=300)

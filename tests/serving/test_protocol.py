@@ -1,11 +1,14 @@
 """Request validation, chat rendering and stop strings, without a model."""
+import re
+
 import pytest
 
 from annotanchor.data.prompts import PromptTemplate
+from annotanchor.errors import SettingError
 from annotanchor.serving import protocol
 from annotanchor.serving.protocol import APIError, Limits
 
-LIMITS = Limits(model="tiny", max_n=4, max_prompts=2, max_tokens=32)
+LIMITS = Limits(model="tiny", max_n=4, max_prompts=2, max_tokens=32, default_max_tokens=16)
 
 
 def error_of(fn, *args):
@@ -18,7 +21,7 @@ def test_a_valid_completion_request_and_its_defaults():
   r = protocol.parse_completion({"model": "tiny", "prompt": ["a", "b"], "n": 2, "stop": "\n",
                                  "temperature": 0, "seed": 7, "logprobs": None}, LIMITS)
   assert (r.texts, r.n, r.stop, r.temperature, r.seed, r.max_tokens, r.annotation, r.chat) == (
-      ("a", "b"), 2, ("\n",), 0.0, 7, 64, "strip", False)
+      ("a", "b"), 2, ("\n",), 0.0, 7, 16, "strip", False)
   assert protocol.parse_completion({"prompt": "x"}, LIMITS).seed != \
       protocol.parse_completion({"prompt": "x"}, LIMITS).seed  # Unseeded: fresh samples.
 
@@ -66,3 +69,15 @@ def test_chat_is_rendered_with_the_sft_template():
 def test_stop_strings_cut_at_the_earliest():
   assert protocol.apply_stops("a. b\n\nc", ["\n\n", "b"]) == ("a. ", True)
   assert protocol.apply_stops("abc", ["x"]) == ("abc", False)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"max_n": 0}, "Limits.max_n=0: expected a positive int"),
+    ({"max_tokens": 32}, "Limits.default_max_tokens=64: expected a positive int of at most "
+                         "Limits.max_tokens=32"),
+    ({"annotation": "keep"}, "Limits.annotation='keep': expected one of"),
+    ({"model": ""}, "Limits.model='': expected a non-empty string"),
+])
+def test_limits_refuse_what_the_server_cannot_use(fields, message):
+  with pytest.raises(SettingError, match=re.escape(message)):
+    Limits(**fields)

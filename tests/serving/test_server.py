@@ -140,7 +140,7 @@ def test_serve_command_errors_name_the_setting(tmp_path, capsys):
   assert f"CHECKPOINT_PATH='{missing}' holds no checkpoint" in capsys.readouterr().err
   assert main(f"--gin.CHECKPOINT_PATH='{missing}'", f"--gin.VOCABULARY_PATH='{missing}'",
               "--gin.ANNOTATION='keep'") == 2
-  assert "serve.annotation='keep'" in capsys.readouterr().err
+  assert "Limits.annotation='keep': expected one of" in capsys.readouterr().err
   with pytest.raises(FileNotFoundError, match=f"CHECKPOINT_PATH='{missing}' holds no checkpoint"):
     restore_sampler(CFG, missing, {"data": 4, "model": 2})
 
