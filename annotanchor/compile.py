@@ -3,7 +3,8 @@
   annotanchor compile --gin_file=gin/models/2_5b.gin --gin_file=gin/runs/pretrain_2_5b_50b.gin \
       --gin.TOPOLOGY="'v5e-64'" --gin.COMPILE_OUTPUT="'compile_2_5b_v5e-64.json'"
 
-Takes the gin files of `annotanchor train` (model, run, MESH) plus a TOPOLOGY, and compiles
+Takes the gin files of `annotanchor train` (model, run, MESH; or CHECKPOINT_PATH instead of
+the model file: the network the checkpoint records) plus a TOPOLOGY, and compiles
 ahead of time, on this (CPU) host, the train step that run would execute and one KV-cache
 decode step, for the slice's chips. Needs libtpu (`pip install -e '.[tpu]'`); no TPU. Prints
 per-chip memory against the chip's HBM, XLA's cost estimate with the roofline step time
@@ -34,7 +35,7 @@ from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.hardware import GIB
 from annotanchor.tpu import aot, report
 from annotanchor.tpu.chips import parse_topology
-from annotanchor.training import partitioning
+from annotanchor.training import metadata as metadata_lib, partitioning
 
 COMPILE_GIN = "gin/runs/compile.gin"
 # Settings the run files require that compiling does not use: it writes no checkpoint and
@@ -47,13 +48,17 @@ class CompileSetupError(UserError, ValueError):
 
 
 @gin.configurable
-def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = None,
+def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None = None,
+                  output_path: str | None = None,
                   decode_rows: int | None = None, decode_slots: int | None = None,
                   hbm_gib: float | None = None, gin_files: Sequence[str] = ()) -> dict[str, Any]:
   """Compiles the configured run's train step and a decode step for `topology`.
 
   Args:
     topology: the TPU slice ("v5e-64", "v5e:8x8"); see annotanchor.tpu.chips.
+    checkpoint_path: a checkpoint whose network to compile (its metadata's
+      TransformerConfig: no model gin file needed; fields a gin file binds are checked
+      against it, as `infer` checks them), e.g. to see whether fine-tuning it fits.
     output_path: where to write the result as JSON (None: not written).
     decode_rows: decode batch (default the train batch); 0 skips the decode step.
     decode_slots: decode cache length (default the train sequence length).
@@ -67,7 +72,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   start_wall, start_cpu = time.perf_counter(), time.process_time()
   if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
     raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
-  run = _configured_run()
+  run = _configured_run(checkpoint_path)
   reason = aot.libtpu_missing_reason()
   if reason:
     raise CompileSetupError(reason)
@@ -111,17 +116,23 @@ def compile_steps(*, topology: str = gin.REQUIRED, output_path: str | None = Non
   return result
 
 
-def _configured_run():
+def _configured_run(checkpoint_path: str | None):
   """The TrainConfig `annotanchor train` would build from the same gin files, MODEL_DIR and
-  MIXTURE_OR_TASK_NAME not needed."""
+  MIXTURE_OR_TASK_NAME not needed; with a checkpoint, its network."""
   try:
     gin.bind_parameter("annotanchor.training.run_config.DataConfig.mixture_or_task_name",
                        _UNUSED)
   except ValueError:  # No gin file imports run_config: no run file was given.
     raise CompileSetupError(
-        "the gin files bind no TrainConfig: pass the model and run gin files that "
-        "`annotanchor train` would get (e.g. gin/models/1b.gin and a gin/runs/ file)") from None
-  return train_lib.configured_run(model_dir=_UNUSED)
+        "the gin files bind no TrainConfig: pass the run gin file that `annotanchor train` "
+        "would get (e.g. a gin/runs/ file) and its model (a gin/models/ file, or "
+        "CHECKPOINT_PATH)") from None
+  overrides = {"model_dir": _UNUSED}
+  if checkpoint_path is not None:
+    metadata, _ = metadata_lib.read_metadata(checkpoint_path)
+    overrides["model"] = metadata_lib.resolve_model(
+        metadata, gin_utils.bound_model_fields(None), checkpoint_path)
+  return train_lib.configured_run(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

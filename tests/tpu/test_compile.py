@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from annotanchor.tpu import aot
+from annotanchor.training import metadata
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MISSING = aot.libtpu_missing_reason()
@@ -63,6 +64,37 @@ def test_tiny_train_and_decode_steps_compile_for_v5e(tmp_path):
   assert train["compile_seconds"] + decode["compile_seconds"] < result["wall_seconds"]
   assert result["cpu_seconds"] > 0 and "all compiles" in proc.stdout
   assert "per chip of 16.00 GiB HBM (fits)" in proc.stdout and "MFU <=" in proc.stdout
+
+
+def test_a_checkpoint_gives_its_network_and_a_contradicting_model_file_is_refused(tmp_path):
+  """CHECKPOINT_PATH instead of a model file: the network its metadata records."""
+  model_dir = tmp_path / "run"
+  train = subprocess.run(
+      [sys.executable, "-m", "annotanchor.train", "--gin_file=gin/models/tiny.gin",
+       "--gin_file=gin/runs/pretrain.gin", f"--gin.MODEL_DIR='{model_dir}'",
+       "--gin.TRAIN_STEPS=1", "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'targets': 32}",
+       "--gin.config.TransformerConfig.num_layers=3"],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"},
+      capture_output=True, text=True, timeout=300)
+  assert train.returncode == 0, train.stderr[-3000:]
+  out = tmp_path / "compile.json"
+  flags = ["--gin_file=gin/runs/pretrain.gin", "--gin.TOPOLOGY='v5e:2x2'",
+           f"--gin.CHECKPOINT_PATH='{model_dir}'", "--gin.BATCH_SIZE=8",
+           "--gin.TASK_FEATURE_LENGTHS={'targets': 64}", "--gin.DECODE_ROWS=0",
+           f"--gin.COMPILE_OUTPUT='{out}'"]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  run = lambda *extra: subprocess.run(
+      [sys.executable, "-m", "annotanchor.compile", *extra, *flags], cwd=REPO,
+      env={**env, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=300)
+  proc = run()
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  saved = metadata.read_metadata(str(model_dir))[0].model
+  assert saved.num_layers == 3 and result["num_params"] == saved.num_params()
+  refused = run("--gin_file=gin/models/tiny.gin")  # tiny.gin's 2 layers, not the checkpoint's.
+  assert refused.returncode == 2
+  assert ("annotanchor compile: CheckpointSettingsError: TransformerConfig.num_layers=2 "
+          "contradicts the checkpoint, trained with num_layers=3") in refused.stderr
 
 
 def test_not_fitting_names_the_excess_and_the_largest_arrays(tmp_path):
