@@ -29,7 +29,7 @@ import tqdm
 
 from annotanchor import gin_utils
 from annotanchor.data.prompts import PromptTemplate
-from annotanchor.data.registration import register_configured_corpora
+from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.errors import UserError
@@ -71,12 +71,7 @@ def read_prompts_file(path: str) -> list[tuple[str, str]]:
 def read_task_prompts(name: str, split: str) -> tuple[list[tuple[str, str]], seqio.Vocabulary]:
   """The prompts (features `prompt`, optional `id`) of a SeqIO task, and its vocabulary."""
   register_configured_corpora()
-  try:
-    task = seqio.get_mixture_or_task(name)
-  except ValueError:
-    raise InferError(f"MIXTURE_OR_TASK_NAME={name!r} is not a registered task or mixture "
-                     "(is its corpus in configured_corpora.corpora, or its module imported "
-                     "by the gin file?)") from None
+  task = mixture_or_task(name)
   dataset = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False)
   prompts = []
   for i, ex in enumerate(dataset.as_numpy_iterator()):

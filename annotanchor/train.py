@@ -20,8 +20,8 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.data import pipeline
-from annotanchor.data.registration import (configured_corpora, register_configured_corpora,
-                                           task_template)
+from annotanchor.data.registration import (configured_corpora, mixture_or_task,
+                                           register_configured_corpora, task_template)
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
@@ -77,9 +77,7 @@ def run_metadata(model_config: TransformerConfig, mixture_or_task_name: str, mod
   """What every checkpoint of the run records: the network, the task's vocabulary (its file
   copied into MODEL_DIR when `copy_vocabulary`) and the template the task was registered
   with."""
-  import seqio  # The task registry; imported here to keep `--help` fast.
-
-  vocabulary = seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
+  vocabulary = mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
   return metadata.RunMetadata(
       model_config, metadata.describe_vocabulary(vocabulary, model_dir, copy=copy_vocabulary),
       task_template(mixture_or_task_name)).to_json()
@@ -138,9 +136,7 @@ def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
 
   (An out-of-range id would silently read a clamped embedding row.)
   """
-  import seqio  # The task registry; imported here to keep `--help` fast.
-
-  task = seqio.get_mixture_or_task(mixture_or_task_name)
+  task = mixture_or_task(mixture_or_task_name)
   for name, feature in task.output_features.items():
     if feature.vocabulary.vocab_size > vocab_size:
       raise SettingError(

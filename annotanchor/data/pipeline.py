@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from annotanchor.data.feature_converter import WeightedLMFeatureConverter
 from annotanchor.data.ids import decoder_start_id
-from annotanchor.data.registration import register_configured_corpora
+from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.errors import SettingError
 
 
@@ -75,8 +75,7 @@ def get_dataset(mixture_or_task_name: str,
   if start_step < 0:
     raise SettingError(f"start_step must be >= 0, got {start_step}.")
   register_configured_corpora()
-  vocabulary = seqio.get_mixture_or_task(mixture_or_task_name).output_features[
-      "targets"].vocabulary
+  vocabulary = mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
   converter = feature_converter or converter_for(vocabulary, pack)
   ds = seqio.get_dataset(
       mixture_or_task_name,

@@ -23,6 +23,7 @@ preprocessor of its tasks; `task_template(name)` gives it back (train records it
 checkpoint), so one template object governs a corpus from its files to its samples.
 """
 import dataclasses
+import difflib
 import functools
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
@@ -34,7 +35,44 @@ from annotanchor.data.chat_template import load_chat_template
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
-from annotanchor.errors import SettingError
+from annotanchor.errors import SettingError, UserError
+
+# Registered names offered when a task or mixture name is unknown.
+_CLOSEST_NAMES = 5
+
+
+class UnknownTaskError(UserError, ValueError):
+  """A task or mixture name that no registered task or mixture has."""
+
+
+def mixture_or_task(name: str, setting: str = "MIXTURE_OR_TASK_NAME"
+                    ) -> seqio.Task | seqio.Mixture:
+  """The registered task or mixture `name`; every lookup of the package goes through here.
+
+  Args:
+    name: a task or mixture name.
+    setting: the setting that gave `name`, for the message.
+
+  Raises:
+    UnknownTaskError: naming `setting`, `name` and the registered names closest to it
+      (SeqIO's own ValueError is a traceback whose message lists nothing).
+  """
+  registered = set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names())
+  if name in registered:
+    return seqio.get_mixture_or_task(name)
+  raise UnknownTaskError(f"{setting}={name!r} is not a registered task or mixture; "
+                         f"{_closest(str(name), registered)}")
+
+
+def _closest(name: str, registered: set[str]) -> str:
+  """'closest: a, b, ...', the registered names most like `name`, likest first."""
+  if not registered:
+    return ("none is registered (is its corpus in configured_corpora.corpora, or its module "
+            "imported by the gin file?)")
+  # cutoff 0: a name with no near match still gets the nearest few, which show what the
+  # registered names look like.
+  return "closest: " + ", ".join(
+      difflib.get_close_matches(name, sorted(registered), n=_CLOSEST_NAMES, cutoff=0.0))
 
 
 def output_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
@@ -56,7 +94,7 @@ def task_template(mixture_or_task_name: str) -> PromptTemplate:
     SettingError: a mixture whose tasks were registered with different templates.
   """
   if mixture_or_task_name in seqio.MixtureRegistry.names():
-    names = [t.name for t in seqio.get_mixture_or_task(mixture_or_task_name).tasks]
+    names = [t.name for t in mixture_or_task(mixture_or_task_name).tasks]
   else:
     names = [mixture_or_task_name]
   templates = {_TEMPLATES.get(name, PromptTemplate()) for name in names}

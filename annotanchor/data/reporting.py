@@ -9,9 +9,9 @@ import itertools
 from typing import Optional
 
 import numpy as np
-import seqio
 
 from annotanchor.data import pipeline
+from annotanchor.data.registration import mixture_or_task
 from annotanchor.data.segments import ANNOTATION_MASK
 
 
@@ -29,7 +29,7 @@ def token_report(task_name: str, split: str = "validation", max_examples: Option
     `{"examples", "tokens", "annotation_tokens", "document_tokens",
     "annotation_fraction", "tokens_per_example"}`.
   """
-  task = seqio.get_mixture_or_task(task_name)
+  task = mixture_or_task(task_name, setting="task_name")
   ds = task.get_dataset(sequence_length, split=split, shuffle=False, seed=0)
   examples = tokens = annotation = 0
   for ex in itertools.islice(ds.as_numpy_iterator(), max_examples):
@@ -62,8 +62,7 @@ def examples_trained_on(mixture_or_task_name: str, task_feature_lengths: dict[st
   holds one SFT example (and one annotation-only sequence): it counts 1.
   """
   batches = pipeline.get_dataset(mixture_or_task_name, task_feature_lengths, batch_size)
-  eos_id = seqio.get_mixture_or_task(mixture_or_task_name).output_features[
-      "targets"].vocabulary.eos_id
+  eos_id = mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary.eos_id
   count = 0
   for batch in itertools.islice(batches, steps):
     count += int(np.sum((batch["decoder_target_tokens"] == eos_id)
