@@ -111,12 +111,14 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
           sequence_length = local["decoder_target_tokens"].shape[1]
           tokens_per_step = batch_size * sequence_length
           flops_per_step = model.config.flops_per_token(sequence_length) * tokens_per_step
+          writer.announce(batch_size, sequence_length)
         state, metrics = step_fn(state, multihost.global_batch(local, mesh))
         step += 1
         pending.append(metrics)
         if step == start + 1:  # Leave compilation out of the first throughput window.
           jax.block_until_ready(metrics)
           window_start, window_step = time.perf_counter(), step
+          writer.start_clock(step)
         ckpt.save(state, step=step)
         log_now = step % log_every == 0 or step == train_steps
         if log_now or sigterm.raised:

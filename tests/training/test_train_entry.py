@@ -47,6 +47,10 @@ def test_pretrain_then_finetune_from_the_command_line(tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   records = _records(base)
   assert [r["step"] for r in records] == [2, 4, 6]
+  # Not a terminal: the steps it trains, then one line per logged step with step/total.
+  assert "training steps 0 -> 6 (batch 4 x 32 tokens)" in done.stdout
+  assert [l.split(":")[0] for l in done.stdout.splitlines() if l.startswith("step ")] == [
+      "step 2/6 (33%)", "step 4/6 (67%)", "step 6/6 (100%)"]
   for key in ("loss", "tokens_per_second", "mfu", "learning_rate", "grad_norm", "cross_entropy"):
     assert all(np.isfinite(r[key]) for r in records), key
   assert records[-1]["tokens_per_second"] > 0 and 0 < records[-1]["mfu"] < 1
