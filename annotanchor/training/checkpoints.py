@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import sys
 from typing import Any, Mapping
 
 import jax
@@ -21,8 +20,10 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 
 from annotanchor.errors import UserError
-from annotanchor.training import multihost
+from annotanchor.training import multihost, orbax_loops
 from annotanchor.training.train_state import TrainState
+
+orbax_loops.install()  # A failed restore lets its other reads end before closing its loop.
 
 _ITEMS = ("params", "opt_state", "meta")
 # TensorStore's status codes for stored data that is missing or unreadable.
@@ -66,30 +67,6 @@ def _damage_cause(error: BaseException | None, directory: str) -> str | None:
   return None
 
 
-def _mute_abandoned_reads(directory: str) -> None:
-  """Drops the reports of the reads Orbax abandons when a read of `directory` fails.
-
-  Orbax closes its event loop at the first failed read while the others still run; each
-  of those then prints a traceback as it ends or is collected (two dozen for one missing
-  file). Reports of anything else pass through.
-  """
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    text = str(unraisable.exc_value)
-    if directory not in text and not (unraisable.object is None and
-                                      text == "Event loop is closed"):
-      previous(unraisable)
-
-  def keep(record: logging.LogRecord) -> bool:  # asyncio's "never retrieved"/"destroyed".
-    message = record.getMessage()
-    return directory not in message and not (
-        message.startswith("Task was destroyed but it is pending") and "orbax" in message)
-
-  sys.unraisablehook = hook
-  logging.getLogger("asyncio").addFilter(keep)
-
-
 @contextlib.contextmanager
 def _damage_reported(directory: str, advice: str = ""):
   """Raises CheckpointDamagedError for errors that report files under `directory` missing
@@ -100,7 +77,6 @@ def _damage_reported(directory: str, advice: str = ""):
     cause = _damage_cause(e, directory)
     if cause is None:
       raise
-    _mute_abandoned_reads(directory)
     raise CheckpointDamagedError(directory, cause, advice) from e
 
 
