@@ -36,13 +36,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
-# The main job: annotation-anchored training end to end on storyworld (README). A rerun
+# The main job: annotation-anchored training end to end on storyworld (README; docs/results.md). A rerun
 # reuses finished steps.
 demo: $(STAMP)
 	$(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo \
 	  --gin_file=gin/experiments/storyworld_demo.gin --gin.OUTPUT_DIR="'runs/demo'"
 
-# The gin ablations and sweeps of gin/experiments/ (README table). Experiments in one
+# The gin ablations and sweeps of gin/experiments/ (gin/experiments/README.md). Experiments in one
 # OUTPUT_DIR share the demo's runs; sweep points that change the corpus or model get their own.
 EXPERIMENT := $(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
 experiments: $(STAMP)

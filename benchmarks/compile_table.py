@@ -1,4 +1,4 @@
-"""Markdown table of `annotanchor compile` JSON results (README, "TPU pods").
+"""Markdown table of `annotanchor compile` JSON results (docs/tpu.md).
 
   python benchmarks/compile_table.py benchmarks/results/compile_*.json
 """

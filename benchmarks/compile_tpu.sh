@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "TPU pods" table: `annotanchor compile` of the paper-size runs for v5e-64 and
+# The table of docs/tpu.md: `annotanchor compile` of the paper-size runs for v5e-64 and
 # v6e-256, JSON to benchmarks/results/compile_<model>_<slice>.json, then the markdown table.
 # Needs the tpu extra (libtpu); runs on a CPU host, minutes per entry. An entry whose JSON
 # exists is kept (delete it to measure again). Decode step: 256 rows x 2048 cache slots.

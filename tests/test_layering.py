@@ -1,4 +1,4 @@
-"""The import graph keeps DESIGN.md's layering: data flows one way, nothing reaches upward.
+"""The import graph keeps the layering of docs/design.md (section 2): data flows one way, nothing reaches upward.
 
 Every import in annotanchor/ (module level or inside a function) is read with `ast` and
 mapped to its stage package; each stage may import only the stages below it, the leaf
@@ -11,7 +11,7 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "annotanchor"
 LEAVES = {"errors", "hardware", "platforms"}
 # Stage -> the stages it may import: those before it in the flow tasks -> data -> model ->
-# training -> decoding -> evaluation (DESIGN.md section 2), less two: the network knows only
+# training -> decoding -> evaluation (docs/design.md section 2), less two: the network knows only
 # arrays (model imports no data code), and evaluation works from sample files alone.
 ALLOWED = {
     "data": set(),

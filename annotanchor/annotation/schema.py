@@ -17,7 +17,7 @@ import gin
 from annotanchor.data import annotations
 from annotanchor.errors import SettingError
 
-# The paper's tag keys (DESIGN.md 1.1).
+# The paper's tag keys (docs/design.md 1.1).
 PAPER_KEYS = ("topic", "domain", "entity", "action", "location", "time", "sentiment", "style",
               "genre")
 # Stripped from both ends of a value: quotes, brackets and sentence punctuation.

@@ -1,6 +1,6 @@
 """Text in, annotated samples out: the decoding modes on top of the token sampler.
 
-Modes (DESIGN.md 1.4):
+Modes (docs/design.md 1.4):
 
   direct            prompt -> response (base and standard-SFT models).
   anchored          prompt + `<ann>` -> the model samples tags up to `</ann>` at the
@@ -66,7 +66,7 @@ class DecodeSettings:
       "chat": the SFT template, `<user> {prompt}\n<assistant>` (fine-tuned models);
       "raw": the prompt text alone, which a base model continues as a document;
       "none": nothing: the prompt is ignored and the model draws from its
-        unconditional (pretraining) distribution, the semantic prior R of DESIGN.md 1
+        unconditional (pretraining) distribution, the semantic prior R of docs/design.md 1
         that a base model trained on documents without instructions can be asked for.
     seed: the base of every sample's RNG.
   """

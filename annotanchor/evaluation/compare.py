@@ -1,4 +1,4 @@
-"""Arm-level figures and the DESIGN.md 1.5 comparisons, with bootstrap intervals.
+"""Arm-level figures and the comparisons of docs/design.md 1.5, with bootstrap intervals.
 
 With D a diversity figure (the mean over prompts of a per-prompt metric):
 

@@ -297,7 +297,7 @@ class Attention(nn.Module):
       k, v, mask = self._attend_through_cache(k, v, segment_ids, mask)
 
     kernel = attention_kernels.resolve(cfg.attention, cfg.compute_dtype)
-    if self.decode or kernel == "cpu":  # Decoding: see README "Attention kernels".
+    if self.decode or kernel == "cpu":  # Decoding: see docs/hardware.md, "Attention kernels".
       attend = cached_attention if self.decode else causal_attention
       out = attend(q, k, v, mask, cfg.compute_dtype)
     else:
