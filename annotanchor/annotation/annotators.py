@@ -43,7 +43,16 @@ class ChunkFailure(Exception):
 
 
 class EndpointError(UserError):
-  """The endpoint refuses every request (bad URL, model or key) or is unreachable: the run stops."""
+  """The endpoint refuses every request (bad URL, model or key) or is unreachable: the run stops.
+
+  Attributes:
+    cause: the cause of the chunk's failure ("connection", or the refusing answer's
+      RequestFailure cause), under which the summary counts it with the other failures.
+  """
+
+  def __init__(self, message: str, cause: str):
+    super().__init__(message)
+    self.cause = cause
 
 
 class Annotator(Protocol):
@@ -132,7 +141,8 @@ class LLMAnnotator:
         if e.cause != "connection":
           self._reached = True
         if e.status in FATAL_STATUSES:
-          raise EndpointError(f"{e} (check Endpoint.base_url, model and api_key_env)") from None
+          raise EndpointError(f"{e} (check Endpoint.base_url, model and api_key_env)",
+                              e.cause) from None
         if not e.retryable:
           raise ChunkFailure(e.cause, str(e), attempt) from None
         failure, retry_after = ChunkFailure(e.cause, str(e), attempt), e.retry_after
@@ -145,7 +155,7 @@ class LLMAnnotator:
         self._sleep(wait)
     if failure.cause == "connection" and not self._reached:
       raise EndpointError(f"cannot reach the endpoint: {failure} ({failure.attempts} attempts; "
-                          f"is the server up? check Endpoint.base_url)")
+                          f"is the server up? check Endpoint.base_url)", failure.cause)
     raise failure
 
 

@@ -7,7 +7,9 @@ chunk of every document goes to the annotator on a thread pool; a document whose
 got tags is written as `{"id", "text", "annotations"}`, any other goes to the shard's
 failures file with the cause of each failed chunk. Progress (chunks and chunks/s) goes to a
 tqdm bar on terminals and to the log otherwise. The summary is written and returned, also
-when the run stops (`EndpointError`) or ends with nothing written (`NothingAnnotatedError`).
+when the run stops (`EndpointError`) or ends with nothing written (`NothingAnnotatedError`);
+a stopped run's summary counts the chunks it tried in its unfinished shard, their failures
+by cause (the shard itself is redone by a rerun).
 """
 from __future__ import annotations
 
@@ -45,10 +47,38 @@ def _outcome(future: concurrent.futures.Future) -> Any:
     return e
 
 
+def _tried_chunks(futures: Sequence[concurrent.futures.Future]) -> ShardStats:
+  """The chunks of a stopped shard that were tried (waiting for those in flight): annotated,
+  or failed by cause, the failures that stopped the run included."""
+  stats = ShardStats()
+  for future in futures:
+    if future.cancelled():  # Dropped before it was tried.
+      continue
+    error = future.exception()
+    stats.chunks += 1
+    if error is None:
+      stats.chunks_annotated += 1
+    else:  # A ChunkFailure or an EndpointError name their cause; anything else is a bug.
+      stats.add_failure(getattr(error, "cause", type(error).__name__))
+  return stats
+
+
+class _ShardStopped(Exception):
+  """A shard cut short by an EndpointError, with what it tried (`_tried_chunks`)."""
+
+  def __init__(self, error: EndpointError, tried: ShardStats):
+    super().__init__(str(error))
+    self.error, self.tried = error, tried
+
+
 def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
                     pool: concurrent.futures.Executor, fmt: annotations.AnnotationFormat,
                     kind: RecordKind, on_chunk) -> tuple[list[dict], list[dict], ShardStats]:
-  """(records, failures, stats) of one shard's documents."""
+  """(records, failures, stats) of one shard's documents.
+
+  Raises:
+    _ShardStopped: an EndpointError stopped the run (the queued chunks are dropped).
+  """
   stats = ShardStats(documents=len(docs))
   jobs = {(d.number, i): pool.submit(annotator.annotate, chunk, d.record)
           for d in docs for i, chunk in enumerate(d.chunks)}
@@ -56,9 +86,11 @@ def _annotate_shard(docs: Sequence[Document], annotator: Annotator,
     future.add_done_callback(lambda f: f.cancelled() or on_chunk())
   try:
     outcomes = {key: _outcome(future) for key, future in jobs.items()}
-  except BaseException:  # EndpointError (or a bug) stops the run: drop the queued chunks.
+  except BaseException as e:  # EndpointError (or a bug) stops the run: drop the queued chunks.
     for future in jobs.values():
       future.cancel()
+    if isinstance(e, EndpointError):
+      raise _ShardStopped(e, _tried_chunks(list(jobs.values()))) from None
     raise
   records, failures = [], []
   for d in docs:
@@ -172,7 +204,7 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
                                                    progress.chunk_done)
         layout.write(shard, records, failures, stats)
         progress.shard_done(shard)
-  except EndpointError as e:  # The run stops; the summary still says what it finished.
+  except _ShardStopped as e:  # The run stops; the summary says what it finished and tried.
     stopped = e
   progress.bar.close()
   seconds = time.perf_counter() - progress.start
@@ -180,13 +212,16 @@ def annotate_corpus(inputs: Sequence[str], output_dir: str, annotator: Annotator
   mine = {j: s for j, s in layout.finished_shards().items() if j % shard_count == shard_index}
   for stats in mine.values():
     total.merge(stats)
-  summary = summarize(total, shards=len(mine), chunks_this_run=progress.count, seconds=seconds)
+  if stopped is not None:
+    total.merge(stopped.tried)
+  summary = summarize(total, shards=len(mine), chunks_this_run=progress.count, seconds=seconds,
+                      stopped=None if stopped is None else str(stopped.error))
   name = "summary.json" if shard_count == 1 else f"summary-{shard_index}-of-{shard_count}.json"
   logging.info("summary written to %s", layout.write_summary(name, summary))
   if report is not None:
     report(summary)
   if stopped is not None:
-    raise stopped
+    raise stopped.error
   if not summary["chunks_written"] and (summary["documents"] or shard_count == 1):
     causes = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
     raise NothingAnnotatedError(

@@ -81,13 +81,17 @@ def tag_distribution(stats: ShardStats, top: int = 5) -> dict[str, dict[str, Any
 
 
 def summarize(stats: ShardStats, *, shards: int, chunks_this_run: int, seconds: float,
-              ) -> dict[str, Any]:
-  """The run's summary (written as summary JSON and printed by `format_summary`)."""
+              stopped: str | None = None) -> dict[str, Any]:
+  """The run's summary (written as summary JSON and printed by `format_summary`).
+
+  `stopped`: why the run stopped before its end (None: it ran to the end), e.g. the
+  endpoint could not be reached; `stats` then include the chunks of the unfinished shard.
+  """
   failed = sum(stats.failures.values())
   return {"shards": shards, "documents": stats.documents,
           "documents_written": stats.documents_written, "chunks": stats.chunks,
           "chunks_annotated": stats.chunks_annotated, "chunks_written": stats.chunks_written,
-          "failures": dict(sorted(stats.failures.items())), "failed": failed,
+          "failures": dict(sorted(stats.failures.items())), "failed": failed, "stopped": stopped,
           "chunks_this_run": chunks_this_run, "seconds_this_run": round(seconds, 3),
           "chunks_per_s": round(chunks_this_run / seconds, 3) if seconds > 0 else 0.0,
           "tags": tag_distribution(stats)}

@@ -122,3 +122,7 @@ def test_an_endpoint_that_refuses_every_request_stops_the_run_before_any_shard(t
       annotate_corpus([inputs], str(tmp_path / "out"),
                       LLMAnnotator(Endpoint(base_url=server.url)), concurrency=2, fmt=FMT)
   assert not list((tmp_path / "out").glob("annotated-*"))
+  # The refused chunks are in the summary, by cause, with why the run stopped.
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert summary["failed"] >= 1 and summary["failures"] == {"client_error": summary["failed"]}
+  assert summary["chunks"] == summary["failed"] and "HTTP 401" in summary["stopped"]
