@@ -25,9 +25,10 @@ from annotanchor.evaluation import (adherence, capability, compare, diversity, f
                                     quality, report, wellformed)
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
-from annotanchor.evaluation.judge import JudgeQuality
+from annotanchor.evaluation.judge import JudgeEndpoint, JudgeQuality
 from annotanchor.evaluation.judge_labels import JudgeLabeller
 from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
+from annotanchor.evaluation.progress import Progress
 from annotanchor.evaluation.samples import ArmSamples, annotation_format, load_arms
 
 for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQuality, MiniLMEmbedder):
@@ -54,9 +55,9 @@ def _resolve_quality(quality_fn, inputs: Sequence[str]):
   return adapt(fn, inputs)
 
 
-def _resolve_embedder(embedder) -> Optional[Embedder]:
+def _resolve_embedder(embedder, progress_bar: Optional[bool]) -> Optional[Embedder]:
   if embedder == "minilm":
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(progress_bar=progress_bar)
   if embedder is None or callable(embedder):
     return embedder
   raise SettingError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
@@ -71,7 +72,7 @@ def _resolve_constraints(prompt_constraints) -> Optional[Callable[[str], Collect
 def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder],
                         distinct_ns: Sequence[int], distinct_k_k: Optional[int],
                         distinct_k_threshold: Optional[float], unknown: str,
-                        prompt_constraints=None):
+                        prompt_constraints=None, progress_bar: Optional[bool] = None):
   """Returns ({metric: {arm: (P,)}}, {attr: {arm: (P,)}}, {attr: {arm: rate}}, attrs)."""
   texts = {a: [[s.response for s in row] for row in rows] for a, rows in arms.by_arm.items()}
   metrics: Dict[str, Dict[str, np.ndarray]] = {}
@@ -81,7 +82,8 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
   if labeller is not None:
     if hasattr(labeller, "label_many"):  # A remote labeller: ask concurrently, then read.
       labeller.label_many([(s.prompt, s.annotation, s.response)
-                           for rows in arms.by_arm.values() for row in rows for s in row])
+                           for rows in arms.by_arm.values() for row in rows for s in row],
+                          progress_bar)
     labels = {a: [[labeller(s.prompt, s.annotation, s.response) for s in row] for row in rows]
               for a, rows in arms.by_arm.items()}
     # One attribute set for every arm, so arms are measured on the same attributes.
@@ -101,10 +103,7 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
           unknown_rate.setdefault(attr, {})[arm] = float(compare.nanmean(rate[i]))
   embeddings = {}
   if embedder is not None:
-    n = arms.num_samples
-    for arm, rows in texts.items():
-      flat = embedder([t for row in rows for t in row])
-      embeddings[arm] = np.asarray(flat).reshape(len(rows), n, -1)
+    embeddings = _embed_arms(embedder, texts, arms.num_samples)
     metrics["embedding_distance"] = {
         a: np.array([diversity.mean_pairwise_cosine_distance(e) for e in embeddings[a]])
         for a in texts}
@@ -119,6 +118,31 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
     for name, values in diversity.distinct_n_dict(rows, distinct_ns).items():
       metrics.setdefault(name, {})[arm] = values
   return metrics, by_attr, unknown_rate, attrs
+
+
+def _embed_arms(embedder: Embedder, texts: Mapping[str, List[List[str]]], num_samples: int
+                ) -> Dict[str, np.ndarray]:
+  """arm -> (P, N, D) embeddings of its responses, from one call over every arm's (one
+  progress count, and length-sorted batches across arms)."""
+  flat = [t for rows in texts.values() for row in rows for t in row]
+  vectors = np.asarray(embedder(flat))
+  out, start = {}, 0
+  for arm, rows in texts.items():
+    out[arm] = vectors[start:start + len(rows) * num_samples].reshape(len(rows), num_samples, -1)
+    start += len(rows) * num_samples
+  return out
+
+
+def _quality_by_arm(quality_fn, qfn, arms: ArmSamples, order: Sequence[str],
+                    progress_bar: Optional[bool]) -> Dict[str, Dict[str, np.ndarray]]:
+  """arm -> quality name -> (P,) means; a judge's requests (one per sample) show progress."""
+  rows = {a: [[(s.prompt, s.annotation, s.response) for s in row] for row in arms.by_arm[a]]
+          for a in order}
+  if not isinstance(quality_fn, JudgeEndpoint):  # A local checker is quick: no progress.
+    return {a: quality.quality_per_prompt(qfn, rows[a]) for a in order}
+  total = sum(len(row) for a in order for row in rows[a])
+  with Progress("judge", total, "samples", progress_bar) as progress:
+    return {a: quality.quality_per_prompt(qfn, rows[a], progress.update) for a in order}
 
 
 @gin.configurable(module="annotanchor")
@@ -143,7 +167,8 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
              seed: int = 0,
              confidence: float = 0.95,
              rel_tol: float = 0.01,
-             write_plots: bool = True) -> dict:
+             write_plots: bool = True,
+             progress_bar: Optional[bool] = None) -> dict:
   """Measures every arm's diversity and quality and compares the arms.
 
   Args:
@@ -179,6 +204,8 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     num_resamples, seed, confidence: the bootstrap over prompts.
     rel_tol: ratio denominators within rel_tol * |D(base)| of zero count as zero.
     write_plots: also write the PNG plots.
+    progress_bar: show judge requests and embedding batches as tqdm bars (default: when
+      stderr is a terminal), otherwise as a line at every tenth of them.
 
   Returns:
     The report (as written to report.json).
@@ -205,14 +232,14 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     labeller = _resolve_labeller(labeller, labeller_inputs, fmt)
     qfn = _resolve_quality(quality_fn, quality_inputs)
     constraints = _resolve_constraints(prompt_constraints)
-  embed = _resolve_embedder(embedder)
+  embed = _resolve_embedder(embedder, progress_bar)
   # Report order: the three named arms first, then the ablations as given.
   order = [base_arm, sft_arm, anchored_arm] + [
       a for a in arms.arms if a not in (base_arm, sft_arm, anchored_arm)]
 
   metrics, by_attr, unknown_rate, attrs = _per_prompt_metrics(
       arms, labeller, embed, distinct_ns, distinct_k_k, distinct_k_threshold, unknown,
-      constraints)
+      constraints, progress_bar)
   boot = compare.Bootstrap(len(arms.prompt_ids), num_resamples, seed, confidence)
 
   out_arms = {a: {"diversity": {}, "quality": {}, "entropy_by_attribute": {},
@@ -229,9 +256,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       out_arms[a]["entropy_by_attribute"][attr] = figs.estimate(a).to_dict()
       out_arms[a]["unknown_rate"][attr] = unknown_rate[attr][a]
   if qfn is not None:
-    q_per_arm = {a: quality.quality_per_prompt(
-        qfn, [[(s.prompt, s.annotation, s.response) for s in row] for row in arms.by_arm[a]])
-        for a in order}
+    q_per_arm = _quality_by_arm(quality_fn, qfn, arms, order, progress_bar)
     names = sorted({n for q in q_per_arm.values() for n in q},
                    key=lambda n: (n != quality.OVERALL, n))
     for n in names:
@@ -294,7 +319,9 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """`annotanchor evaluate` / `python -m annotanchor.evaluate` with t5x-style gin flags."""
   def report_written(result) -> int:
-    print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']}")
+    print("\n".join(report.per_arm_table(result)), flush=True)
+    print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']} "
+          "(report.md: comparisons and the other tables)")
     return 0
   return gin_utils.run_main("evaluate", evaluate, argv, doc=__doc__,
                             exit_code=report_written)

@@ -25,6 +25,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from annotanchor.evaluation.judge import JudgeEndpoint, JudgeError
 from annotanchor.evaluation.labels import UNKNOWN
+from annotanchor.evaluation.progress import Progress
 
 DEFAULT_LABEL_TEMPLATE = (
     "Read the response and give, for each attribute below, its value in the response in "
@@ -162,9 +163,11 @@ class JudgeLabeller(JudgeEndpoint):
       self._count("missing_attribute", len(attributes) - len(values))
     return values
 
-  def label_many(self, samples: Sequence[Tuple[str, str, str]]) -> None:
+  def label_many(self, samples: Sequence[Tuple[str, str, str]],
+                 progress_bar: Optional[bool] = None) -> None:
     """Labels (prompt, annotation, response) triples `concurrency` at a time, into the
-    cache that later calls read.
+    cache that later calls read, showing progress: a tqdm bar (`progress_bar`, default
+    when stderr is a terminal), otherwise a line at every tenth (`judge: 120/256 samples`).
 
     Raises:
       JudgeError: every request failed (the endpoint is unreachable or refuses).
@@ -172,8 +175,12 @@ class JudgeLabeller(JudgeEndpoint):
     before = dict(self.counts)
     # One request per distinct text the judge sees: repeats would race past the cache.
     distinct = {(p if self.include_prompt else "", r): (p, a, r) for p, a, r in samples}
-    with concurrent.futures.ThreadPoolExecutor(max(1, self.concurrency)) as pool:
-      list(pool.map(lambda s: self(*s), distinct.values()))
+    with Progress("judge", len(distinct), "samples", progress_bar) as progress:
+      def label(sample: Tuple[str, str, str]) -> None:
+        self(*sample)
+        progress.update()
+      with concurrent.futures.ThreadPoolExecutor(max(1, self.concurrency)) as pool:
+        list(pool.map(label, distinct.values()))
     requests = self.counts["requests"] - before["requests"]
     if requests and self.counts["failed_requests"] - before["failed_requests"] == requests:
       raise JudgeError(f"the judge at {self.base_url} answered none of {requests} requests; "

