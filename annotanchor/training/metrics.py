@@ -96,8 +96,9 @@ class MetricsWriter:
     self._clock = (time.perf_counter(), step)
 
   def seconds_left(self, step: int) -> Optional[float]:
-    """The time the remaining steps take at the mean rate since `start_clock`."""
-    if self._clock is None or step <= self._clock[1]:
+    """The time the remaining steps take at the mean rate since `start_clock` (None before
+    a rate is measured, and at the last step)."""
+    if self._clock is None or step <= self._clock[1] or step >= self.total_steps:
       return None
     started, first = self._clock
     return (time.perf_counter() - started) / (step - first) * (self.total_steps - step)

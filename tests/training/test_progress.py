@@ -32,6 +32,7 @@ def test_a_tiny_run_prints_its_steps_then_step_of_total_and_a_resumed_one_where_
                                                  "step 3/3 (100%)"]
   # Time left needs a measured rate: none after the compiling first step alone.
   assert "ETA" not in progress[0] and re.search(r"ETA \d+s$", progress[1])
+  assert "ETA" not in progress[2]  # Nothing left.
   assert all("loss=" in l for l in progress) and "tokens/s=" in progress[1]
 
   tiny_setup.run(model_dir, {"data": 8}, steps=4)
