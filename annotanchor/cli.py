@@ -3,13 +3,16 @@
   annotanchor train --gin_file=... --gin.MODEL_DIR="'runs/x'"
 
 Each subcommand is also `python -m annotanchor.<name>`; both call the module's `main(argv)`.
+Every subcommand takes `--verbose` (the libraries' start-up and log lines, which it
+otherwise keeps quiet: annotanchor/quiet.py) and answers `-h`/`--help` with its module's
+docstring, read without importing the module (no TensorFlow or JAX start-up).
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
-from annotanchor import platforms
+from annotanchor import platforms, quiet
 
 # Subcommand -> module with a `main(argv: list[str]) -> int | None`.
 SUBCOMMANDS = {
@@ -27,17 +30,27 @@ SUBCOMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv[:1] == [quiet.VERBOSE_FLAG]:  # `annotanchor --verbose train ...`
+    argv = [*argv[1:2], quiet.VERBOSE_FLAG, *argv[2:]]
   if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-    usage = "usage: annotanchor {%s} [--gin_file=F ...] [--gin.NAME=VALUE ...]" % ",".join(SUBCOMMANDS)
+    usage = ("usage: annotanchor {%s} [--gin_file=F ...] [--gin.NAME=VALUE ...] [--verbose]"
+             % ",".join(SUBCOMMANDS))
     if argv and argv[0] not in ("-h", "--help"):
       print(f"annotanchor: unknown subcommand {argv[0]!r}\n{usage}", file=sys.stderr)
       return 2
     print(usage)
     return 0
-  platforms.choose_platform()  # Before any subcommand imports JAX.
-  module = importlib.import_module(SUBCOMMANDS[argv[0]])
-  return module.main(argv[1:]) or 0
+  name, args = argv[0], argv[1:]
+  if quiet.wants_help(args):
+    doc = quiet.module_docstring(SUBCOMMANDS[name])
+    if doc is not None:
+      print(doc)
+      return 0
+  with quiet.command(args) as args:  # Before any subcommand imports TF or JAX.
+    platforms.choose_platform()
+    module = importlib.import_module(SUBCOMMANDS[name])
+    return module.main(args) or 0
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ def test_a_valid_command_passes(argv):
      "Configurable 'AnchoredMixtureRates' doesn't have a parameter named 'annotation_only_rat'"),
     (["--gin.TRAIN_STEPS=3)"], 0, "Expected newline"),
     (["--gin.Nope.x=1"], 0, "No configurable matching 'Nope'"),
-    (["--gin.BATCH_SIZE=4", "--gin.TRAIN_STEPS=%NOPE"], 1, "'NOPE/gin.macro'"),
-    (["--gin.MODEL_DIR=%gin.REQUIRED"], 0, "MODEL_DIR/macro.value set to `%gin.REQUIRED`"),
+    (["--gin.BATCH_SIZE=4", "--gin.TRAIN_STEPS=%NOPE"], 1, "no macro named 'NOPE'"),
+    (["--gin.TRAIN_STEPZ=5"], 0,
+     "--gin.TRAIN_STEPZ=5: no configurable or macro named 'TRAIN_STEPZ' (did you mean "
+     "TRAIN_STEPS?)"),
+    (["--gin.MODEL_DIR=%gin.REQUIRED"], 0, "MODEL_DIR: required but not set"),
     (["--gin.X=[1, 2"], 0, "EOF in multi-line statement"),
     (["--gin_file=gin/runs/nope.gin"], None, "gin/runs/nope.gin"),
     (["stray"], None, "unexpected arguments ['stray']"),
@@ -46,8 +49,7 @@ def test_the_first_failure_names_its_binding(extra, culprit, message):
 def test_a_required_macro_left_unset_is_named():
   argv = [a for a in TRAIN if not a.startswith("--gin.MODEL_DIR=")]
   assert gin_check.check(argv) == (
-      None, "gin configuration failed: MODEL_DIR/macro.value set to `%gin.REQUIRED` but not "
-      "subsequently overridden.")
+      None, "MODEL_DIR: required but not set (give --gin.MODEL_DIR=VALUE)")
 
 
 def test_infer_decoding_settings_are_checked():
