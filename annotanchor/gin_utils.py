@@ -34,7 +34,13 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class GinFlagError(UserError, ValueError):
   """A gin file or binding given on the command line could not be applied. Its message is
-  one line that starts with the flag, or the gin file and line, at fault."""
+  one line, `WHERE: REASON`: the flag (`--gin.NAME=VALUE`, `--gin_file=F`), gin file and
+  line (`F:LINE`) or setting at fault, then what is wrong with it."""
+
+  def __init__(self, reason: str, where: str | None = None):
+    super().__init__(f"{where}: {reason}" if where else reason)
+    self.where = where
+    self.reason = reason
 
 
 # gin appends the configurable it was calling to an exception's message: a second line,
@@ -68,14 +74,14 @@ def split_gin_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str
       if not has_value:  # `--gin_file PATH` form.
         value = args.pop(0) if args else ""
       if not value:
-        raise GinFlagError(f"{name} needs a value")
+        raise GinFlagError("needs a value", name)
       if name == "--gin_file":
         files.append(value)
       else:
         paths.extend(p for p in value.split(",") if p)
     elif arg.startswith("--gin."):
       if not has_value:
-        raise GinFlagError(f"{arg!r}: expected --gin.NAME=VALUE")
+        raise GinFlagError("expected --gin.NAME=VALUE", arg)
       bindings.append(arg[len("--gin."):])
     else:
       rest.append(arg)
@@ -238,10 +244,9 @@ def _located(where: str, error: BaseException) -> GinFlagError:
   reason, location = _reason(error)
   if location and location[0]:
     file, line, statement = location
-    prefix = f"{_display(file)}:{line}: " + (f"{statement}: " if statement else "")
-  else:
-    prefix = f"{where}: "
-  return GinFlagError(prefix + reason)
+    return GinFlagError(f"{statement}: {reason}" if statement else reason,
+                        f"{_display(file)}:{line}")
+  return GinFlagError(reason, where)
 
 
 def _defined_macros(config: str) -> list[str]:
@@ -253,18 +258,47 @@ def _suggestion(name: str, candidates: Sequence[str]) -> str:
   return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
+_MACRO_REFERENCE = r"%(?:[\w.]+/)*{}(?![\w.])"  # `%NAME` or a scoped `%scope/NAME`.
+
+
+def _referenced_macros(text: str) -> set[str]:
+  return set(re.findall(_MACRO_REFERENCE.format(r"([A-Za-z_]\w*)"), text))
+
+
+_repository_macros: set[str] | None = None
+
+
+def _macros_of_the_repository() -> set[str]:
+  """The macros some gin file under gin/ reads (cached)."""
+  global _repository_macros
+  if _repository_macros is None:
+    found = set()
+    for directory, _, names in os.walk(os.path.join(_REPO_ROOT, "gin")):
+      for name in names:
+        if name.endswith(".gin"):
+          with contextlib.suppress(OSError, UnicodeDecodeError), \
+              open(os.path.join(directory, name), encoding="utf-8") as f:
+            found |= _referenced_macros(f.read())
+    _repository_macros = found
+  return _repository_macros
+
+
 def _check_macro_flags(bindings: Sequence[str]) -> None:
-  """A `--gin.NAME=VALUE` that no configurable and no binding reads (`%NAME`) is a typo:
-  gin itself takes it as a new macro and goes on without it."""
+  """A `--gin.NAME=VALUE` whose NAME no gin file reads (`%NAME`), neither one this command
+  parsed nor any under gin/, is a typo: gin itself takes it as a new macro and goes on
+  without it. (One that only other commands read passes: `demo.bindings` give every step
+  the same flags.)"""
   macros = [(b, b.partition("=")[0].strip()) for b in bindings]
   macros = [(b, name) for b, name in macros if _MACRO_NAME.fullmatch(name)]
   if not macros:
     return
   config = gin.config_str()
+  here = _referenced_macros(config)
   for binding, name in macros:
-    if not re.search(rf"%(?:[\w.]+/)*{re.escape(name)}(?![\w.])", config):
-      raise GinFlagError(f"--gin.{binding}: no configurable or macro named {name!r}"
-                         + _suggestion(name, _defined_macros(config)))
+    if name not in here and name not in _macros_of_the_repository():
+      hint = (_suggestion(name, sorted(here))  # Those of this command first.
+              or _suggestion(name, sorted(_macros_of_the_repository())))
+      raise GinFlagError(f"no configurable or macro named {name!r}{hint}", f"--gin.{binding}")
 
 
 def _finalize_error(bindings: Sequence[str], error: BaseException) -> GinFlagError:
@@ -273,14 +307,14 @@ def _finalize_error(bindings: Sequence[str], error: BaseException) -> GinFlagErr
   required = _REQUIRED.search(text)
   if required:
     name = required["name"]
-    return GinFlagError(f"{name}: required but not set (give --gin.{name}=VALUE)")
+    return GinFlagError(f"required but not set (give --gin.{name}=VALUE)", name)
   macro = _UNKNOWN_MACRO.search(text)
   if macro:
     name = macro["name"]
-    users = [b for b in bindings if re.search(rf"%(?:[\w.]+/)*{re.escape(name)}(?![\w.])", b)]
+    users = [b for b in bindings if re.search(_MACRO_REFERENCE.format(re.escape(name)), b)]
     where = f"--gin.{users[0]}" if users else f"%{name}"
-    return GinFlagError(f"{where}: no macro named {name!r}"
-                        + _suggestion(name, _defined_macros(gin.config_str())))
+    return GinFlagError(
+        f"no macro named {name!r}" + _suggestion(name, _defined_macros(gin.config_str())), where)
   return _located("gin configuration", error)
 
 

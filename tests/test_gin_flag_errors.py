@@ -64,6 +64,21 @@ def test_a_bad_flag_is_one_line_naming_it(flags, message):
   assert _error(flags) == message
 
 
+def test_the_error_carries_where_and_reason_apart():
+  """(annotanchor.gin_check and the demo name the binding themselves.)"""
+  with pytest.raises(gin_utils.GinFlagError) as raised:
+    gin_utils.parse_and_bind([*BASE, "--gin.TrainConfig.train_stepz=5"])
+  assert raised.value.where == "--gin.TrainConfig.train_stepz=5"
+  assert raised.value.reason == ("Configurable 'TrainConfig' doesn't have a parameter named "
+                                 "'train_stepz'.")
+
+
+def test_a_macro_that_only_other_commands_read_passes():
+  """`demo.bindings` give every step the same flags: BATCH_SIZE reaches `infer` too."""
+  gin_utils.parse_and_bind(["--gin_file=gin/models/tiny.gin", "--gin.BATCH_SIZE=8"],
+                           finalize=False)
+
+
 def test_a_missing_gin_file_is_one_line_naming_where_it_was_looked_for(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   assert _error(["--gin_file=gin/runs/nope.gin"]) == (
