@@ -4,8 +4,8 @@ Source examples come in two shapes:
 
 * documents: `chunks` (1-D string, the blank-line-separated chunks) and
   `annotations` (1-D string, one annotation body `"k:v k:v"` per chunk);
-* SFT examples: `prompt`, `response` and, for anchored SFT, `annotation`
-  (a body).
+* SFT examples: `prompt`, `response` and `annotation` (a body; anchored SFT reads it,
+  standard SFT leaves it out, and its source lets a record go without one: "").
 
 Every preprocessor returns `targets` (int32, EOS appended where the sequence
 ends a text), `targets_loss_weights` (float32) and `targets_annotation_mask`

@@ -7,7 +7,8 @@ For a corpus prefix P, `register_document_tasks` adds
   P_annotation_only                   annotation-only, pretraining form
   P_annotation_only_sft_context       annotation-only, SFT-context form
 
-`register_sft_tasks` adds P_sft (standard) and P_sft_anchored, and
+`register_sft_tasks` adds P_sft (standard) and P_sft_anchored (a `JsonlCorpus` gives the
+standard task its own source, which reads records with or without annotations), and
 `register_anchored_mixture` adds P_anchored_sft_mixture: anchored SFT plus
 annotation-only sequences at the corpus's `AnchoredMixtureRates`, fixed when it is
 registered. Preprocessor knobs (annotation dropout, key-only rate, ...) are gin
@@ -150,18 +151,22 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
 
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
                        template: PromptTemplate, shuffle_buffer_size: int = 10_000,
-                       chat: bool = False,
-                       append_eos: bool = True) -> list[str]:
+                       chat: bool = False, append_eos: bool = True,
+                       standard_source: Optional[seqio.DataSource] = None) -> list[str]:
   """Registers `P_sft` and `P_sft_anchored` over an SFT source: prompt/response pairs, or
   with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`, ending
   with EOS unless `append_eos` is False: a Hugging Face chat template closes its turns).
-  `template` is the corpus's (chat sources are laid out in it by their converter)."""
+  `template` is the corpus's (chat sources are laid out in it by their converter).
+  `source` must carry every annotation (anchored); `standard_source`, when given, is what
+  `P_sft` reads instead (the same files validated with `anchored=False`: annotations
+  optional), so that a corpus without annotations trains standard SFT."""
   standard = functools.partial(preprocessors.standard_sft, template=template)
   anchored = functools.partial(preprocessors.anchored_sft, template=template)
   if chat:
     standard = functools.partial(chat_sft.chat_sft, anchored=False, append_eos=append_eos)
     anchored = functools.partial(chat_sft.chat_sft, anchored=True, append_eos=append_eos)
-  return [_add(f"{prefix}_sft", source, vocabulary, standard, shuffle_buffer_size, template),
+  return [_add(f"{prefix}_sft", standard_source or source, vocabulary, standard,
+               shuffle_buffer_size, template),
           _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size,
                template)]
 
@@ -224,8 +229,12 @@ class JsonlCorpus:
     documents: split -> file pattern(s) of annotated documents.
     sft: split -> file pattern(s) of SFT examples.
     sft_format: "pairs" (prompt, response, annotation fields) or "messages" (OpenAI/Tulu
-      conversations, each assistant message with its `annotation`; rendered with
-      `template`, loss turns set by `chat_sft.loss_on`).
+      conversations, an assistant message with its `annotation`; rendered with
+      `template`, loss turns set by `chat_sft.loss_on`). P_sft reads records with or
+      without annotations (one that is there must parse); P_sft_anchored and the mixture
+      need one on every record (assistant message), and a record without stops them with
+      one line when their dataset is first built, not at registration: a corpus with no
+      annotations registers and trains standard SFT.
     chat_template_path: "messages": lay conversations out in the Hugging Face chat template
       of this tokenizer directory (its tokenizer_config.json) instead of our template.
     template: the corpus's prompt template: the annotation format its files are written
@@ -278,10 +287,14 @@ class JsonlCorpus:
     if self.sft:
       chat = self.sft_format == "messages"
       jinja = load_chat_template(self.chat_template_path) if self.chat_template_path else None
-      convert = (validated.ChatExamples(self.template, self.messages_field, jinja) if chat
-                 else validated.SftExamples(fmt, self.sft_fields))
-      names += register_sft_tasks(self.name, source(self.sft, convert), vocabulary,
-                                  self.template, chat=chat, append_eos=jinja is None)
+      convert = lambda anchored: (
+          validated.ChatExamples(self.template, self.messages_field, jinja, anchored=anchored)
+          if chat else validated.SftExamples(fmt, self.sft_fields, anchored=anchored))
+      # Two validations of the same files, each cached under its own key and run only when
+      # a task reading it builds its dataset.
+      names += register_sft_tasks(self.name, source(self.sft, convert(True)), vocabulary,
+                                  self.template, chat=chat, append_eos=jinja is None,
+                                  standard_source=source(self.sft, convert(False)))
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name, self.mixture_rates))
     return names

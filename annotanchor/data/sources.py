@@ -5,8 +5,10 @@ Record layouts (field names configurable):
 * document: `{"text": "chunk\\n\\nchunk", "annotations": [ann, ann]}` with one
   annotation per blank-line-separated chunk, each either the annotation text
   `"<ann> k:v ... </ann>"` or a `{key: value}` object;
-* SFT example: `{"prompt": ..., "response": ..., "annotation": ann}` (the
-  annotation only for anchored SFT).
+* SFT example: `{"prompt": ..., "response": ..., "annotation": ann}`, or a chat record
+  `{"messages": [...]}` whose assistant messages carry their `annotation`. The anchored SFT
+  tasks need the annotation on every record (assistant message); the standard SFT task
+  reads records with or without it (`anchored=False`), and checks one that is there.
 
 Bad records stop reading with a `SourceError` that names the file and the
 record, or, with `on_error="skip"`, are logged, counted and summed up per file
@@ -175,31 +177,71 @@ def document_example(record: Record, where: str, fmt: ann_lib.AnnotationFormat,
   return {"chunks": chunks, "annotations": bodies}
 
 
+# Why an anchored SFT source refuses a record with no annotation, and that the standard
+# one would not.
+_ANCHORED_NEEDS = ("the anchored SFT tasks (*_sft_anchored, *_anchored_sft_mixture) need one "
+                   "on every {what}; the standard SFT task (*_sft) does not")
+
+
+def _absent(value: Any) -> bool:
+  """A missing annotation: JSON null or an empty TFRecord feature (no value)."""
+  return value is None or (isinstance(value, list) and not value)
+
+
 def sft_example(record: Record, where: str, fmt: ann_lib.AnnotationFormat,
                 fields: SftFields = SftFields(), anchored: bool = True) -> dict[str, str]:
-  """Validates an SFT record, its annotation in `fmt`, into `{"prompt", "response"[,
-  "annotation"]}`."""
+  """Validates an SFT record into `{"prompt", "response", "annotation"}` (the annotation's
+  body, "" when the record has none).
+
+  Args:
+    record: the record.
+    where: "FILE, record N", for messages.
+    fmt: the annotation format of the corpus.
+    fields: the field names.
+    anchored: the record must carry an annotation (the anchored tasks); False: it may
+      (the standard task), and one that is there must still parse.
+
+  Raises:
+    SourceError: naming `where` and the field.
+  """
   example = {}
   for key, name in (("prompt", fields.prompt), ("response", fields.response)):
     value = record_field(record, name, where, scalar=True)
     if not isinstance(value, str) or not value.strip():
       raise SourceError(f"{where}: field '{name}' is empty or not a string.")
     example[key] = value
-  if anchored:
-    try:
-      example["annotation"] = _body(record_field(record, fields.annotation, where, scalar=True), fmt)
-    except ann_lib.AnnotationError as e:
-      raise SourceError(f"{where}: annotation does not parse: {e}") from None
+  raw = record.get(fields.annotation)
+  raw = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+  if _absent(raw):
+    if anchored:
+      missing = "missing field" if fields.annotation not in record else "no value in field"
+      raise SourceError(f"{where}: {missing} '{fields.annotation}' (has {sorted(record)}): "
+                        + _ANCHORED_NEEDS.format(what="record") + ".")
+    example["annotation"] = ""
+    return example
+  try:
+    example["annotation"] = _body(raw, fmt)
+  except ann_lib.AnnotationError as e:
+    raise SourceError(f"{where}: field '{fields.annotation}': annotation does not parse: "
+                      f"{e}") from None
   return example
 
 
 def chat_example(record: Record, where: str, field: str, template: PromptTemplate,
-                 chat_template: Optional[ChatTemplate] = None) -> dict[str, list[str]]:
+                 chat_template: Optional[ChatTemplate] = None,
+                 anchored: bool = True) -> dict[str, list[str]]:
   """Validates a `messages` record into its training pieces and their kinds, laid out in
   our template (`conversations.training_pieces`) or in a Hugging Face chat template
-  (`chat_template.training_pieces`). Every assistant message carries its `annotation`
-  (`"<ann> k:v </ann>"` or a {key: value} object), which the anchored tasks place before
-  its content and the standard ones leave out."""
+  (`chat_template.training_pieces`).
+
+  An assistant message's `annotation` (`"<ann> k:v </ann>"` or a {key: value} object) is
+  placed before its content (the anchored tasks keep it, the standard ones leave it out).
+  With `anchored` every assistant message must carry one; without, any may lack it (its
+  turn then has no annotation pieces), and one that is there must still parse.
+
+  Raises:
+    SourceError: naming `where`, `field` and the message at fault.
+  """
   messages = record_field(record, field, where)
   fmt = template.annotation_format
   try:
@@ -210,9 +252,12 @@ def chat_example(record: Record, where: str, field: str, template: PromptTemplat
         raise conversations.ConversationError(f"messages[{i}] ({role}) is empty")
       if role != "assistant":
         continue
-      if "annotation" not in messages[i]:
+      if _absent(messages[i].get("annotation")):
+        if not anchored:
+          continue
         raise conversations.ConversationError(
-            f"messages[{i}] (assistant) has no 'annotation'", f"messages[{i}].annotation")
+            f"messages[{i}] (assistant) has no 'annotation': "
+            + _ANCHORED_NEEDS.format(what="assistant message"), f"messages[{i}].annotation")
       try:
         bodies[i] = _body(messages[i]["annotation"], fmt)
       except ann_lib.AnnotationError as e:

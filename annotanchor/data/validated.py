@@ -11,8 +11,9 @@ natively: no Python runs inside the input pipeline.
 Cache layout: `<cache_dir>/validated/<key>.tfrecord` and `<key>.json` (the counts of
 records kept and skipped), written to temporary names and renamed, so concurrent
 processes agree on one. The key hashes the file's path, size and modification time, the
-converter (fields, annotation format) and the bad-record policy: an edited file or
-another setting is validated anew.
+converter (fields, annotation format, and for SFT records whether every record must carry
+an annotation: the anchored and the standard SFT tasks validate one file apart) and the
+bad-record policy: an edited file or another setting is validated anew.
 
 With `on_error="skip"` each bad record is logged once, when its file is validated, and
 each file's skips are summed up in one line whenever a dataset is built from it.
@@ -63,28 +64,40 @@ class Documents:
 
 @dataclasses.dataclass(frozen=True)
 class SftExamples:
-  """SFT records, their annotations in `fmt`, -> `{"prompt", "response", "annotation"}`."""
+  """SFT records, their annotations in `fmt`, -> `{"prompt", "response", "annotation"}`.
+
+  `anchored`: every record must carry its annotation (the anchored tasks); False: a record
+  may lack it (the standard task; its `annotation` is then ""). Left out of the repr, so
+  the anchored validation keeps the cache key it always had (`_cache_key` keys the other).
+  """
   fmt: ann_lib.AnnotationFormat
   fields: sources.SftFields = sources.SftFields()
+  anchored: bool = dataclasses.field(default=True, repr=False)
   signature: ClassVar[dict[str, tf.TensorSpec]] = {
       k: tf.TensorSpec([], tf.string) for k in ("prompt", "response", "annotation")}
 
   def __call__(self, record: sources.Record, where: str) -> dict:
-    return sources.sft_example(record, where, self.fmt, self.fields)
+    return sources.sft_example(record, where, self.fmt, self.fields, anchored=self.anchored)
 
 
 @dataclasses.dataclass(frozen=True)
 class ChatExamples:
   """Chat SFT records (`messages`) -> `{"pieces", "kinds"}`, laid out in `template` or, when
-  given, in a Hugging Face `chat_template` (annotations still in `template`'s format)."""
+  given, in a Hugging Face `chat_template` (annotations still in `template`'s format).
+
+  `anchored`: every assistant message must carry its annotation; False: any may lack it
+  (as `SftExamples.anchored`, out of the repr too).
+  """
   template: PromptTemplate
   field: str = "messages"
   chat_template: Optional[ChatTemplate] = None
+  anchored: bool = dataclasses.field(default=True, repr=False)
   signature: ClassVar[dict[str, tf.TensorSpec]] = {
       "pieces": tf.TensorSpec([None], tf.string), "kinds": tf.TensorSpec([None], tf.string)}
 
   def __call__(self, record: sources.Record, where: str) -> dict:
-    return sources.chat_example(record, where, self.field, self.template, self.chat_template)
+    return sources.chat_example(record, where, self.field, self.template, self.chat_template,
+                                anchored=self.anchored)
 
 
 Converter = Documents | SftExamples | ChatExamples
@@ -106,6 +119,10 @@ def expand_patterns(patterns: Sequence[str]) -> list[str]:
 def _cache_key(path: str, convert: Converter, on_error: str) -> str:
   identity = {"path": path, "convert": repr(convert), "on_error": on_error,
               "version": CACHE_VERSION}
+  if not getattr(convert, "anchored", True):
+    # The standard SFT validation (annotations optional) keeps apart from the anchored one,
+    # whose key (and existing caches) are as they were before it existed.
+    identity["annotations"] = "optional"
   if not path.startswith("tfds:"):  # A TFDS name is versioned by itself.
     stat = tf.io.gfile.stat(path)
     identity.update(length=stat.length, mtime_nsec=stat.mtime_nsec)
