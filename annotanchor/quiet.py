@@ -25,9 +25,12 @@ every subcommand takes, or ANNOTANCHOR_VERBOSE=1), `command()` quiets them:
      I0000 00:00:1796671663.780276    5785 cudart_stub.cc:31] Could not find cuda drivers ...
      normalizer.cc(51) LOG(INFO) precompiled_charsmap is empty. use identity normalization.
 
-   The filter ends when the command does and, started as its own process, passes on
-   everything written before a crash too. sys.stderr still answers isatty() as the
-   terminal would (progress bars stay on).
+   (with the source trace such a line may end with), and libtpu's warning that it cannot
+   tell this host's TPU type (`annotanchor compile` runs on hosts without TPU chips by
+   design). The filter
+   ends when the command does and, started as its own process, passes on everything
+   written before a crash too. sys.stderr still answers isatty() as the terminal would
+   (progress bars stay on).
 
 3. `configure_logging()` drops exactly two library log records that do not apply to
    annotanchor's runs (see `_IRRELEVANT`); every other warning passes.
@@ -84,17 +87,31 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)  # We end when the command's stder
 MIN_LEVEL = int(sys.argv[1])
 LEVELS = {b"I": 0, b"W": 1, b"E": 2, b"F": 3, b"INFO": 0, b"WARNING": 1, b"ERROR": 2,
           b"FATAL": 3}
-BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# The notices of absl and of libtpu's logging that log lines before their set-up follow.
+BANNERS = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+           b"WARNING: Logging before InitGoogle() is written to STDERR")
 # absl/glog: "I0000 00:00:1796671663.780276    5785 cudart_stub.cc:31] ..."
 ABSL = re.compile(rb"([IWEF])\d{4} \d\d:\d\d:\d+(?:\.\d+)? +\d+ [^ \]]+:\d+\] ")
 # SentencePiece: "normalizer.cc(51) LOG(INFO) ..."
 SPM = re.compile(rb"[\w.-]+\.cc\(\d+\) LOG\((INFO|WARNING|ERROR|FATAL)\) ")
+# libtpu on a host without TPU chips (`annotanchor compile`, which compiles for the TOPOLOGY
+# it is given): a warning that it cannot tell this host's TPU type.
+LIBTPU = b"Failed to find host bounds for accelerator type: WARNING: could not determine TPU"
+# The source trace some native messages end with, on lines of their own.
+TRACE = re.compile(rb"=== Source Location Trace: ===|[\w/.-]+\.(?:cc|h):\d+")
+trace = False  # Whether the line before (banners aside) was dropped: its trace goes too.
 
 def drop(line):
-  if line.rstrip(b"\r") == BANNER:
+  global trace
+  line = line.rstrip(b"\r")
+  if line in BANNERS:
     return MIN_LEVEL >= 1
+  if trace and TRACE.fullmatch(line.strip()):
+    return True
   m = ABSL.match(line) or SPM.match(line)
-  return bool(m) and LEVELS[m.group(1)] < MIN_LEVEL
+  trace = ((bool(m) and LEVELS[m.group(1)] < MIN_LEVEL)
+           or (line.startswith(LIBTPU) and MIN_LEVEL >= 2))
+  return trace
 
 def write(data):
   while data:

@@ -63,6 +63,25 @@ def test_the_filter_drops_native_lines_below_the_level_and_passes_the_rest():
   assert _filter(data, 2) == ours + CUINIT + FATAL + "héllo 🙂\n".encode() + b"no newline"
 
 
+def test_the_filter_drops_libtpus_host_type_warning_with_its_trace():
+  """`annotanchor compile` on a host without TPU chips (as designed)."""
+  libtpu = (b"Failed to find host bounds for accelerator type: WARNING: could not determine TPU "
+            b"accelerator type, please set env var `TPU_ACCELERATOR_TYPE` manually, otherwise "
+            b"libtpu.so may not properly initialize.\n"
+            b"WARNING: Logging before InitGoogle() is written to STDERR\n"
+            b"E0000 00:00:1796673203.490480    1318 common_lib.cc:554] INVALID_ARGUMENT: "
+            b"Error: unexpected worker hostname\n"
+            b"=== Source Location Trace: === \n"
+            b"learning/45eac/tfrc/runtime/libtpu_init_utils.cc:327\n")
+  ours = b"2026-12-07 19:51:06,920 INFO Compiling the train step for v5e-8\n"
+  assert _filter(libtpu + ours + b"file.cc:3\n") == ours + b"file.cc:3\n"
+  assert _filter(libtpu, 1) == libtpu.replace(
+      b"WARNING: Logging before InitGoogle() is written to STDERR\n", b"")
+  # A trace after a line that passes passes too.
+  kept = b"E0000 00:00:1.5    1 common_lib.cc:554] X\n=== Source Location Trace: ===\nx.cc:3\n"
+  assert _filter(kept, 2) == kept
+
+
 def test_the_filter_joins_lines_written_in_pieces_and_passes_progress_bars():
   # SentencePiece writes its line in pieces (std::cerr); a bar rewrites its line with \r.
   pieces = [b"normalizer.cc(51) ", b"LOG(INFO) ", b"precompiled_charsmap is empty.", b"\n",
