@@ -133,6 +133,70 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
     return super()._model_context()
 
 
+class UnconvertibleVocabulary(ValueError):
+  """A SentencePiece model that no Hugging Face tokenizer.json reproduces exactly (why)."""
+
+
+# sentencepiece_model_pb2.ModelProto.SentencePiece.Type / TrainerSpec.ModelType.
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
+_UNIGRAM = 1
+
+
+def sentencepiece_to_tokenizers(vocabulary: seqio.SentencePieceVocabulary):
+  """The vocabulary's SentencePiece model as a `tokenizers.Tokenizer` with the same ids.
+
+  What the vocabulary runs (its normalizer overrides applied: no dummy prefix when
+  loaded piecewise-exact) is expressed in Hugging Face's tokenizer.json terms: a Unigram
+  model over every piece and its score (SentencePiece's unigram encoder is one Viterbi
+  pass over the whole normalized text, so there is no pre-tokenizer), byte fallback,
+  spaces escaped to "▁" (and the model's own normalization rule, if any, as the
+  precompiled character map SentencePiece applies); control pieces (pad, EOS, BOS) are
+  special tokens, user-defined pieces (the markers) added tokens kept as text.
+
+  Raises:
+    UnconvertibleVocabulary: a model this cannot express (a BPE, word or char model,
+      unescaped whitespace, whitespace as suffix, a denormalizer), naming it.
+  """
+  import tokenizers
+  from tokenizers import decoders, models, normalizers
+
+  proto = sentencepiece_model_pb2.ModelProto.FromString(vocabulary.sp_model)
+  trainer, spec = proto.trainer_spec, proto.normalizer_spec
+  if trainer.model_type != _UNIGRAM:
+    kind = sentencepiece_model_pb2.TrainerSpec.ModelType.Name(trainer.model_type)
+    raise UnconvertibleVocabulary(f"it is a {kind} SentencePiece model; only unigram models "
+                                  f"convert exactly")
+  if not spec.escape_whitespaces or trainer.treat_whitespace_as_suffix:
+    raise UnconvertibleVocabulary("it does not escape whitespace as a '▁' prefix")
+  if proto.denormalizer_spec.precompiled_charsmap:
+    raise UnconvertibleVocabulary("it has a denormalizer, which tokenizer.json cannot express")
+  pieces = list(proto.pieces)
+  unk = [i for i, p in enumerate(pieces) if p.type == _UNKNOWN]
+  model = models.Unigram([(p.piece, p.score) for p in pieces], unk[0] if unk else None,
+                         trainer.byte_fallback)
+  tokenizer = tokenizers.Tokenizer(model)
+  steps = []
+  if spec.precompiled_charsmap:
+    steps.append(normalizers.Precompiled(spec.precompiled_charsmap))
+  if spec.remove_extra_whitespaces:
+    steps += [normalizers.Replace(tokenizers.Regex("^ +| +$"), ""),
+              normalizers.Replace(tokenizers.Regex(" {2,}"), " ")]
+  if spec.add_dummy_prefix:
+    steps.append(normalizers.Prepend(" "))
+  steps.append(normalizers.Replace(" ", "\u2581"))
+  tokenizer.normalizer = normalizers.Sequence(steps)
+  tokenizer.pre_tokenizer = None
+  parts = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+  if spec.add_dummy_prefix:
+    parts.append(decoders.Strip(" ", 1, 0))
+  tokenizer.decoder = decoders.Sequence(parts)
+  tokenizer.add_tokens([tokenizers.AddedToken(p.piece, special=False, normalized=False)
+                        for p in pieces if p.type == _USER_DEFINED])
+  tokenizer.add_special_tokens([tokenizers.AddedToken(p.piece, special=True, normalized=False)
+                                for p in pieces if p.type == _CONTROL])
+  return tokenizer
+
+
 def _read_texts(paths: Sequence[str], text_fields: Sequence[str]) -> Iterable[str]:
   for path in paths:
     with tf.io.gfile.GFile(path) as f:
