@@ -6,8 +6,13 @@
 gin/runs/convert.gin (its settings, listed in its header) is included before the given
 gin files and flags. Progress goes to stdout, one line per tensor.
 
+export-hf writes the tokenizer the checkpoint was trained with (an imported one as found,
+else the vocabulary its metadata records) and its pad/BOS/EOS ids into config.json and
+generation_config.json (docs/interchange.md).
+
 Exit status: 0 done, 2 bad configuration or input (an unsupported config.json, a missing
-or misshapen tensor, a destination in use): one line naming it, nothing written.
+or misshapen tensor, a destination in use, a vocabulary no Hugging Face tokenizer
+reproduces): one line naming it, nothing written.
 """
 from __future__ import annotations
 
@@ -70,7 +75,10 @@ def export_hf(*, checkpoint_path: str | None = None, hf_dir: str | None = None,
   Args:
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
     hf_dir: the directory to create.
-    hf_source: where the tokenizer and token ids come from (default the checkpoint's MODEL_DIR).
+    hf_source: an imported MODEL_DIR or HF directory whose tokenizer, token ids and
+      logit-neutral config.json fields are kept (default the checkpoint's MODEL_DIR). A
+      checkpoint trained with another tokenizer, or with none there (trained here from
+      scratch), exports the vocabulary it records and the ids it was trained with.
     dtype: the tensors' dtype (default the parameters').
     mesh: degrees per mesh axis the parameters are restored onto.
   """

@@ -34,6 +34,7 @@ Written to HF_DIR.tmp-<pid> and renamed: a failed export leaves no HF_DIR.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -81,7 +82,10 @@ def _same_as_source(description, tokenizer_dir: str | None) -> bool:
     return True
   if kind == "sentencepiece":
     model = os.path.join(tokenizer_dir, "tokenizer.model")
-    return os.path.exists(model) and metadata_lib._sha256(model) == description["sha256"]
+    if not os.path.exists(model):
+      return False
+    with open(model, "rb") as f:
+      return hashlib.sha256(f.read()).hexdigest() == description["sha256"]
   if not os.path.exists(os.path.join(tokenizer_dir, "tokenizer.json")):
     return False
   try:
