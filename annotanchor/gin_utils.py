@@ -109,16 +109,16 @@ def _display(path: str) -> str:
 
 
 def _package_file(path: str) -> str | None:
-  """gin's other form, `package.sub/file.gin`: the file in an importable package's
-  directory (as gin.resource_reader finds it, without its logging)."""
+  """gin's other form, `package/sub/file.gin`: file.gin in the directory of the importable
+  package `package.sub` (as gin.resource_reader finds it, without its logging)."""
   import importlib.util
 
   head, name = os.path.split(path)
-  if not head or os.sep in head or "/" in head:
+  if not head or head.startswith((".", "/")):
     return None
   try:
-    spec = importlib.util.find_spec(head)
-  except (ImportError, ValueError):
+    spec = importlib.util.find_spec(head.replace("/", "."))
+  except (ImportError, ValueError, AttributeError):
     return None
   if spec is None or not spec.origin:
     return None
