@@ -112,8 +112,9 @@ def _starting(tokenizer, start_token: str, start_id: int, where: str):
 
   if starts(tokenizer):
     return tokenizer
-  template = processors.TemplateProcessing(single=f"{start_token} $A", pair=f"{start_token} $A $B:1",
-                                           special_tokens=[(start_token, start_id)])
+  template = processors.TemplateProcessing(
+      single=f"{start_token} $A", pair=f"{start_token} $A $B:1",
+      special_tokens=[(start_token, start_id)])
   own = tokenizer.post_processor
   tokenizer.post_processor = (processors.Sequence([own, template])
                               if isinstance(own, processors.ByteLevel) else template)

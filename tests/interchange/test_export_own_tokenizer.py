@@ -35,7 +35,8 @@ DOCS = [{"text": "the cat sat on the mat.", "annotations": ["<ann> topic:cat </a
         {"text": "the dog ran to the sea.", "annotations": ["<ann> topic:dog </ann>"]}]
 PROMPTS = ["the cat sat on", "the dog ran"]
 TEXTS = [*hf_tokenizer.TEXTS, "<ann> topic:sea </ann> The waves.\n\n  two  spaces\tand a tab",
-         "<user> Tell me a story. <assistant> the cat", *vocabulary.marker_symbols(PromptTemplate())]
+         "<user> Tell me a story. <assistant> the cat",
+         *vocabulary.marker_symbols(PromptTemplate())]
 IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
@@ -80,7 +81,8 @@ def hf_exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spm_exported(tmp_path_factory):
   root = tmp_path_factory.mktemp("spm")
-  texts = [d["text"] for d in DOCS] + hf_tokenizer.TEXTS + [t for d in DOCS for t in d["annotations"]]
+  texts = ([d["text"] for d in DOCS] + hf_tokenizer.TEXTS +
+           [t for d in DOCS for t in d["annotations"]])
   model = vocabulary.train_sentencepiece(texts * 20, str(root / "spm.model"), vocab_size=300)
   return _train_and_export(root, model, steps=2)
 
@@ -216,6 +218,7 @@ def test_a_sentencepiece_model_that_cannot_be_converted_exactly_is_refused(tmp_p
   (tmp_path / "bpe.model").write_bytes(model.getvalue())
   vocab = vocabulary.load_vocabulary(str(tmp_path / "bpe.model"))
   with pytest.raises(ConversionError) as refused:
-    export_hf.write_tokenizer(vocab, str(tmp_path), markers=[], max_len=64, where="CHECKPOINT_PATH='x'")
+    export_hf.write_tokenizer(vocab, str(tmp_path), markers=[], max_len=64,
+                              where="CHECKPOINT_PATH='x'")
   message = str(refused.value)
   assert "\n" not in message and "BPE" in message and "only unigram" in message, message
