@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Fake CPU devices for the sharding tests; JAX ignores it on real accelerators.
+# The suite runs on the CPU (fake CPU devices for the sharding tests) and keeps TF's native
+# log lines out of its captured output. The commands quiet themselves (annotanchor/quiet.py):
+# the demo and benchmarks need no such setting.
 TEST_ENV := JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=3
+RUN_ENV := JAX_PLATFORMS=cpu
 # XLA:CPU fuses the elementwise work around matmuls into YNNPACK kernels: +14% train
 # tokens/s on this CPU (benchmarks/README.md). Used for the demo and benchmarks.
 FAST_CPU := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
@@ -39,12 +42,12 @@ test-all: $(STAMP)
 # The main job: annotation-anchored training end to end on storyworld (README; docs/results.md). A rerun
 # reuses finished steps.
 demo: $(STAMP)
-	$(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo \
+	$(RUN_ENV) $(FAST_CPU) $(BIN)/annotanchor demo \
 	  --gin_file=gin/experiments/storyworld_demo.gin --gin.OUTPUT_DIR="'runs/demo'"
 
 # The gin ablations and sweeps of gin/experiments/ (gin/experiments/README.md). Experiments in one
 # OUTPUT_DIR share the demo's runs; sweep points that change the corpus or model get their own.
-EXPERIMENT := $(TEST_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
+EXPERIMENT := $(RUN_ENV) $(FAST_CPU) $(BIN)/annotanchor demo
 experiments: $(STAMP)
 	for e in sft_only_annotations no_annotation_sampling annotation_only_rate \
 	    no_annotation_masking temperature_sweep sft_steps sft_equal_steps; do \
@@ -62,7 +65,7 @@ experiments: $(STAMP)
 	  $(EXPERIMENT) --gin_file=gin/experiments/model_size_sweep.gin \
 	    --gin.MODEL_GIN="'gin/models/$$m.gin'" \
 	    --gin.OUTPUT_DIR="'runs/experiments/size_$$m'" || exit 1; done
-	$(TEST_ENV) $(BIN)/annotanchor scale --gin_file=gin/runs/scale.gin \
+	$(RUN_ENV) $(BIN)/annotanchor scale --gin_file=gin/runs/scale.gin \
 	  --gin.OUTPUT_DIR="'runs/experiments/scale'" \
 	  --gin.REPORTS="{'tiny (0.1M)': 'runs/experiments/size_tiny/report_model_size/report.json', \
 	  'mini (0.33M)': 'runs/experiments/size_mini/report_model_size/report.json', \

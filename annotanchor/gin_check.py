@@ -52,6 +52,11 @@ def _parse(flags: Sequence[str], finalize: bool) -> str | None:
   gin.clear_config()
   try:
     rest = gin_utils.parse_and_bind(flags, finalize=finalize)
+  except gin_utils.GinFlagError as e:
+    # The caller names the binding at fault; a flag's error would name it a second time.
+    if (e.where or "").startswith("--gin."):
+      return e.reason
+    return gin_utils.user_message(e).splitlines()[0]
   except UserError as e:
     return gin_utils.user_message(e).splitlines()[0]
   if rest:

@@ -191,7 +191,7 @@ def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
   captured = capsys.readouterr()
   assert ("annotanchor demo: DemoError: step [5/14] fine-tune sft_anchored from "
           "pretrain_annotated") in captured.err
-  assert ("binding 'AnchoredMixtureRates.annotation_only_rat=0.3': gin configuration failed: "
+  assert ("binding 'AnchoredMixtureRates.annotation_only_rat=0.3': "
           "Configurable 'AnchoredMixtureRates' doesn't have a parameter named "
           "'annotation_only_rat'.") in captured.err
   assert "[1/14]" not in captured.out  # Not even the first step's command.

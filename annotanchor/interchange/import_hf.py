@@ -20,8 +20,10 @@ model larger than one device imports on a pod. Local directories only.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import time
@@ -47,6 +49,25 @@ IMPORT_STEP = 0
 class ConversionError(UserError, ValueError):
   """A checkpoint that does not match its config.json, or a destination already in use."""
 
+
+class _DropOcdbtMergeNotice(logging.Filter):
+  """Orbax 0.12.8 warns after every save "Skipping merge of OCDBT checkpoints: No
+  per-process OCDBT checkpoint subdirs found", also after a save that writes no OCDBT
+  (use_ocdbt=False, as the import's does): there is nothing to merge, as asked."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "Skipping merge of OCDBT checkpoints" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_ocdbt_merge_notice():
+  """Drops that notice from Orbax's (absl's) logger for the duration of one save."""
+  absl_logger, notice = logging.getLogger("absl"), _DropOcdbtMergeNotice()
+  absl_logger.addFilter(notice)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(notice)
 
 def read_config(hf_dir: str) -> dict[str, Any]:
   path = os.path.join(hf_dir, "config.json")
@@ -224,7 +245,7 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
     largest = max(x.nbytes for x in jax.tree.leaves(params))
     handler = ocp.PyTreeCheckpointHandler(save_device_host_concurrent_gb=largest / 1e9,
                                           use_ocdbt=False)
-    with ocp.Checkpointer(handler) as checkpointer:
+    with ocp.Checkpointer(handler) as checkpointer, _no_ocdbt_merge_notice():
       checkpointer.save(os.path.join(step_dir, "params"), args=ocp.args.PyTreeSave(params))
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
       checkpointer.save(os.path.join(step_dir, "meta"), args=ocp.args.JsonSave(meta))
