@@ -2,10 +2,12 @@
 
 report.json layout:
 
-  {"num_prompts": P, "num_samples": N, "base_arm": ..., "sft_arm": ..., "anchored_arm": ...,
+  {"caveats": [{"kind": K, "arm": str|null, "metric": str|null, "message": str}, ...],
+   "num_prompts": P, "num_samples": N, "base_arm": ..., "sft_arm": ..., "anchored_arm": ...,
    "settings": {...},
    "arms": {arm: {"diversity": {metric: E}, "quality": {name: E},
-                  "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float}}},
+                  "entropy_by_attribute": {attr: E}, "unknown_rate": {attr: float},
+                  "degenerate": {"share": F, "empty": F, "repetitive": F, "count": int}}},
    "comparisons": {metric: {arm: {"collapse": E, "gap_closed": E, "collapse_ratio": E}}},
    "annotation_adherence": {arm: {attr: {"all": S, "outside_sft_modes": S}}},
    "malformed_annotations": {arm: {"share": float|null, "count": int, "by_cause": {...}}},
@@ -19,11 +21,17 @@ sample annotations, and only with a response-side labeller); malformed_annotatio
 the arms that sample annotations (see evaluation/wellformed.py); capability, the arms
 given a capability.json, with A = {"value": float, "stderr": float|null} (see
 evaluation/capability.py); frontier, the curves of `evaluate.frontiers` (see
-evaluation/frontier.py).
+evaluation/frontier.py); caveats, the sentences saying which figures mean nothing and
+why (evaluation/caveats.py: [] when none; `write_report` derives them when the report has
+none); degenerate, the share of an arm's samples that are empty or repetitive (F a float,
+null without samples; evaluation/caveats.py).
+
+report.md opens with the caveats ("Read with care", when there are any), then the tables.
 """
 import json
 from typing import List, Optional
 
+from annotanchor.evaluation import caveats as caveats_mod
 from annotanchor.evaluation.atomic import write_atomic
 
 METRIC_TITLES = {
@@ -73,12 +81,14 @@ def per_arm_table(report: dict) -> List[str]:
 
 
 def render_markdown(report: dict) -> str:
-  """The human-readable report: per-arm table, comparisons, per-attribute entropy."""
+  """The human-readable report: its caveats first, then the per-arm table, comparisons,
+  per-attribute entropy and the other tables."""
   arms = list(report["arms"])
   first = report["arms"][arms[0]]
   conf = round(100 * report["settings"]["confidence"])
   lines = [
       "# Diversity report", "",
+      *caveats_mod.markdown_lines(report),
       f"{report['num_prompts']} prompts x {report['num_samples']} samples per arm. "
       f"Intervals: {conf}% paired percentile bootstrap over prompts "
       f"({report['settings']['num_resamples']} resamples, seed {report['settings']['seed']}).",
@@ -111,6 +121,7 @@ def render_markdown(report: dict) -> str:
         [[attr] + [f"{fmt_estimate(report['arms'][a]['entropy_by_attribute'][attr])}"
                    f" ({report['arms'][a]['unknown_rate'][attr]:.0%})" for a in arms]
          for attr in attrs])
+  lines += _degenerate_lines(report["arms"])
   lines += _adherence_lines(report.get("annotation_adherence") or {})
   lines += _malformed_lines(report.get("malformed_annotations") or {})
   lines += _capability_lines(capability)
@@ -118,6 +129,24 @@ def render_markdown(report: dict) -> str:
   if notes:
     lines += ["## Notes", "", *notes, ""]
   return "\n".join(lines)
+
+
+def _degenerate_lines(arms: dict) -> List[str]:
+  """The degenerate-sample table: share of each arm's samples empty or repetitive."""
+  rows = [[arm, *(_fmt_share(d[k]) for k in ("share", "empty", "repetitive")), str(d["count"])]
+          for arm, figures in arms.items() for d in [figures.get("degenerate")] if d]
+  if not rows:
+    return []
+  return ["## Degenerate samples", "",
+          "Share of each arm's samples that are empty or repetitive (at least "
+          f"{caveats_mod.REPETITION_MIN_SHARE:.0%} of a response's word "
+          f"{caveats_mod.REPETITION_N}-grams repeat an earlier one; see "
+          "evaluation/caveats.py).", "",
+          *markdown_table(["arm", "degenerate", "empty", "repetitive", "samples"], rows)]
+
+
+def _fmt_share(share: Optional[float]) -> str:
+  return "n/a" if share is None else f"{share:.1%}"
 
 
 def _adherence_lines(adherence: dict) -> List[str]:
@@ -202,12 +231,19 @@ def _frontier_lines(frontier: dict, sft_arm: str) -> List[str]:
 
 
 def write_report(report: dict, output_dir: str) -> List[str]:
-  """Writes report.json and report.md under `output_dir`; returns their paths."""
+  """Writes report.json and report.md under `output_dir`; returns their paths.
+
+  A report without "caveats" gets them here (`caveats.report_caveats`, set on `report`
+  itself, so the caller's dict is what report.json holds); they come first in report.json.
+  """
   import os
   json_path = os.path.join(output_dir, "report.json")
   md_path = os.path.join(output_dir, "report.md")
+  if "caveats" not in report:
+    report["caveats"] = caveats_mod.report_caveats(report)
+  ordered = {"caveats": report["caveats"], **report}
   # allow_nan=False: a NaN that slipped through is a bug, not a number to print.
-  write_atomic(json_path, json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n")
+  write_atomic(json_path, json.dumps(ordered, indent=2, sort_keys=False, allow_nan=False) + "\n")
   write_atomic(md_path, render_markdown(report))
   return [json_path, md_path]
 
