@@ -23,22 +23,43 @@ from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.errors import SettingError
 from annotanchor.evaluation import (adherence, capability, compare, diversity, frontier, plots,
                                     quality, report, wellformed)
+from annotanchor.evaluation.clusters import EmbeddingClusterLabeller
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.judge import JudgeEndpoint, JudgeQuality
 from annotanchor.evaluation.judge_labels import JudgeLabeller
-from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller, labeller_from_path
+from annotanchor.evaluation.labels import (AnnotationTagLabeller, FunctionLabeller,
+                                           labeller_from_path)
 from annotanchor.evaluation.progress import Progress
 from annotanchor.evaluation.samples import ArmSamples, annotation_format, load_arms
 
-for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQuality, MiniLMEmbedder):
+for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQuality, MiniLMEmbedder,
+             EmbeddingClusterLabeller):
   gin.external_configurable(_cls, module="annotanchor.evaluation")
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
+# The defaults that follow the embedder: with one, semantic entropy over embedding clusters
+# and distinct_k classes by embedding similarity; without one, neither.
+AUTO = "auto"
+CLUSTERS = "embedding_clusters"
+# distinct_k's default similarity threshold: samples whose response embeddings have a cosine
+# similarity of at least this are one class (near-paraphrases with all-MiniLM-L6-v2).
+DISTINCT_K_THRESHOLD = 0.9
 
-def _resolve_labeller(labeller, inputs: Sequence[str], fmt: AnnotationFormat):
+
+def _resolve_labeller(labeller, inputs: Sequence[str], fmt: AnnotationFormat,
+                      has_embedder: bool):
   """The labeller to use; one that reads annotations reads them in the samples' `fmt`."""
+  if labeller == AUTO:
+    labeller = CLUSTERS if has_embedder else None
+  if labeller == CLUSTERS:
+    labeller = EmbeddingClusterLabeller()
+  if isinstance(labeller, EmbeddingClusterLabeller):
+    if not has_embedder:
+      raise SettingError("evaluate.labeller: the embedding-cluster labeller clusters response "
+                         "embeddings: it needs evaluate.embedder (e.g. 'minilm')")
+    return labeller
   if labeller == "annotation_tags":
     return AnnotationTagLabeller(fmt=fmt)
   if isinstance(labeller, AnnotationTagLabeller):
@@ -46,6 +67,36 @@ def _resolve_labeller(labeller, inputs: Sequence[str], fmt: AnnotationFormat):
   if labeller is None or callable(labeller):
     return labeller
   return labeller_from_path(labeller, inputs)
+
+
+def _resolve_distinct_k_threshold(threshold, has_embedder: bool) -> Optional[float]:
+  if threshold == AUTO:
+    return DISTINCT_K_THRESHOLD if has_embedder else None
+  if threshold is None:
+    return None
+  if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+      or not -1 < threshold <= 1):
+    raise SettingError(f"evaluate.distinct_k_threshold={threshold!r}: expected 'auto', None or "
+                       "a cosine similarity in (-1, 1]")
+  if not has_embedder:
+    raise SettingError("distinct_k_threshold needs an embedder")
+  return float(threshold)
+
+
+def _callable_name(fn) -> str:
+  return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _quality_source(quality_fn) -> Optional[str]:
+  """What scored quality, for the report's settings: 'function: PATH', 'judge: MODEL'
+  or None (quality not measured)."""
+  if quality_fn is None:
+    return None
+  if isinstance(quality_fn, JudgeEndpoint):
+    return f"judge: {quality_fn.model}"
+  if isinstance(quality_fn, str):
+    return f"function: {quality_fn}"
+  return f"function: {_callable_name(quality_fn)}"
 
 
 def _resolve_quality(quality_fn, inputs: Sequence[str]):
@@ -79,13 +130,18 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
   by_attr: Dict[str, Dict[str, np.ndarray]] = {}
   unknown_rate: Dict[str, Dict[str, float]] = {}
   attrs: List[str] = []
-  if labeller is not None:
+  embeddings = {}
+  if isinstance(labeller, EmbeddingClusterLabeller):  # Labels every arm's samples at once.
+    embeddings = _embed_arms(embedder, texts, arms.num_samples)
+    labels = labeller.label_arms(embeddings)
+  elif labeller is not None:
     if hasattr(labeller, "label_many"):  # A remote labeller: ask concurrently, then read.
       labeller.label_many([(s.prompt, s.annotation, s.response)
                            for rows in arms.by_arm.values() for row in rows for s in row],
                           progress_bar)
     labels = {a: [[labeller(s.prompt, s.annotation, s.response) for s in row] for row in rows]
               for a, rows in arms.by_arm.items()}
+  if labeller is not None:
     # One attribute set for every arm, so arms are measured on the same attributes.
     attrs = sorted({k for rows in labels.values() for k in diversity.attribute_names(rows)})
     fixed = None
@@ -101,14 +157,12 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
         for i, attr in enumerate(attrs):
           by_attr.setdefault(attr, {})[arm] = ent[i]
           unknown_rate.setdefault(attr, {})[arm] = float(compare.nanmean(rate[i]))
-  embeddings = {}
   if embedder is not None:
-    embeddings = _embed_arms(embedder, texts, arms.num_samples)
+    if not embeddings:  # After a judge's questions, as before.
+      embeddings = _embed_arms(embedder, texts, arms.num_samples)
     metrics["embedding_distance"] = {
         a: np.array([diversity.mean_pairwise_cosine_distance(e) for e in embeddings[a]])
         for a in texts}
-  if distinct_k_threshold is not None and embedder is None:
-    raise SettingError("distinct_k_threshold needs an embedder")
   metrics["distinct_k"] = {
       a: np.array([diversity.distinct_k(
           row, distinct_k_k, embeddings[a][j] if embeddings else None, distinct_k_threshold)
@@ -150,7 +204,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
              output_dir: str = gin.REQUIRED,
              capability_files: Optional[Mapping[str, str]] = None,
              frontiers: Optional[Mapping[str, Sequence[str]]] = None,
-             labeller=None,
+             labeller=AUTO,
              quality_fn=None,
              prompt_constraints=None,
              base_arm: str = "base",
@@ -161,7 +215,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
              embedder="minilm",
              distinct_ns: Sequence[int] = (1, 2),
              distinct_k_k: Optional[int] = None,
-             distinct_k_threshold: Optional[float] = None,
+             distinct_k_threshold: Union[str, float, None] = AUTO,
              unknown: str = "label",
              num_resamples: int = 1000,
              seed: int = 0,
@@ -181,11 +235,15 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     frontiers: curve name -> arms of one model sampled at several temperatures, e.g.
       {"sft": ["sft_t0.6", "sft"], "anchored": ["anchored_t0.6", "anchored"]}: each
       curve's diversity at the sft arm's quality (evaluation/frontier.py); needs quality_fn.
-    labeller: the label source for semantic entropy: a Labeller, "annotation_tags"
-      (the sampled annotation's tags), an import path "pkg.module:function", or None
-      (no semantic entropy).
+    labeller: the label source for semantic entropy: "auto" (default: "embedding_clusters"
+      when there is an embedder, else None), "embedding_clusters" (label-free: each
+      sample's cluster among the response embeddings of its prompt's samples in every
+      arm, see evaluation/clusters.py; an EmbeddingClusterLabeller sets its options), a
+      Labeller, "annotation_tags" (the sampled annotation's tags), an import path
+      "pkg.module:function", or None (no semantic entropy).
     quality_fn: a quality function (see `evaluation.quality`), an import path, e.g. the
-      storyworld checker, or a JudgeQuality; None: quality is not measured.
+      storyworld checker, or a JudgeQuality; None: quality is not measured. The report's
+      settings.quality_source says which ("function: PATH", "judge: MODEL" or None).
     prompt_constraints: a function prompt -> the attributes the prompt fixes (a mapping
       or collection of names; "Tell a story set in the desert" fixes location), or its
       import path, e.g. the storyworld one; those attributes are left out of that
@@ -198,8 +256,9 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       array, or None (no embedding distance).
     distinct_ns: the n of distinct-n.
     distinct_k_k: k of distinct_k (None: all N samples).
-    distinct_k_threshold: None: classes by normalised text equality; a number:
-      classes by embedding cosine similarity >= threshold.
+    distinct_k_threshold: "auto" (default: DISTINCT_K_THRESHOLD, 0.9, when there is an
+      embedder, else None); None: classes by normalised text equality; a number:
+      classes by embedding cosine similarity >= threshold (needs an embedder).
     unknown: how unknown labels count in semantic entropy, "label" or "drop".
     num_resamples, seed, confidence: the bootstrap over prompts.
     rel_tol: ratio denominators within rel_tol * |D(base)| of zero count as zero.
@@ -229,10 +288,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   # Importing a user module may register gin configurables (the storyworld parser's
   # package does), which gin refuses once the config is locked.
   with gin.unlock_config():
-    labeller = _resolve_labeller(labeller, labeller_inputs, fmt)
+    labeller = _resolve_labeller(labeller, labeller_inputs, fmt, embedder is not None)
     qfn = _resolve_quality(quality_fn, quality_inputs)
     constraints = _resolve_constraints(prompt_constraints)
   embed = _resolve_embedder(embedder, progress_bar)
+  distinct_k_threshold = _resolve_distinct_k_threshold(distinct_k_threshold, embed is not None)
   # Report order: the three named arms first, then the ablations as given.
   order = [base_arm, sft_arm, anchored_arm] + [
       a for a in arms.arms if a not in (base_arm, sft_arm, anchored_arm)]
@@ -272,9 +332,10 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     curves = {m: frontier.frontier(per_arm, q_overall, frontiers, temperatures, base_arm,
                                    sft_arm, boot) for m, per_arm in metrics.items()}
 
-  # Whether responses realize their sampled annotations (needs a response-side labeller).
+  # Whether responses realize their sampled annotations (needs a response-side labeller
+  # whose attributes an annotation can name: not the clusters).
   adherent = {}
-  if attrs and not isinstance(labeller, AnnotationTagLabeller):
+  if attrs and not isinstance(labeller, (AnnotationTagLabeller, EmbeddingClusterLabeller)):
     adherent = adherence.adherence_by_arm(
         {a: [s for row in arms.by_arm[a] for s in row] for a in order}, sft_arm,
         AnnotationTagLabeller(fmt=fmt), labeller, attrs)
@@ -293,12 +354,17 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
           "labeller": None if labeller is None else type(labeller).__name__,
           # Requests, cache hits and failures by cause of a remote labeller (JudgeLabeller).
           **({"labeller_summary": labeller.summary()} if hasattr(labeller, "summary") else {}),
+          # The label-free labeller's rule, threshold and clusters per prompt (clusters.py).
+          "clusters": (labeller.settings() if isinstance(labeller, EmbeddingClusterLabeller)
+                       else None),
+          "quality_source": _quality_source(quality_fn),
           "unknown": unknown, "embedder": None if embed is None else type(embed).__name__,
           # Attributes the prompt fixes are left out of its semantic entropy (if set).
           "prompt_constraints": (
               prompt_constraints if constraints is None or isinstance(prompt_constraints, str)
               else f"{constraints.__module__}:{constraints.__qualname__}"),
           "distinct_ns": list(distinct_ns), "distinct_k_k": distinct_k_k or arms.num_samples,
+          "distinct_k_threshold": distinct_k_threshold,
           "distinct_k_equivalence": ("normalised text equality" if distinct_k_threshold is None
                                      else f"embedding cosine >= {distinct_k_threshold}"),
           "num_resamples": num_resamples, "seed": seed, "confidence": confidence,

@@ -3,6 +3,11 @@
 A labeller maps one sample to the values of its semantic attributes (genre, hero,
 location, ...). An attribute it cannot read is left out or given as UNKNOWN; the
 metrics treat both the same way (see `diversity.semantic_entropy`).
+
+A corpus with no parser and no judge needs no labeller of its own: `evaluate`'s default
+labels each sample with its cluster among the response embeddings
+(`clusters.EmbeddingClusterLabeller`, which labels whole sample sets rather than one
+sample at a time).
 """
 from typing import Callable, Dict, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -28,7 +33,8 @@ class AnnotationTagLabeller:
   a missing close delimiter allowed). A key that occurs several times gets its sorted
   distinct values joined by "|" (so `entity:a entity:b` and `entity:b entity:a` agree).
   Samples decoded without an annotation (direct mode) have no tags, so every attribute
-  is unknown for them: use a response-side labeller to compare such arms.
+  is unknown for them: use a response-side labeller (a parser, a judge, or the embedding
+  clusters of `clusters.py`) to compare such arms.
 
   Args:
     keys: only these attributes (None: every key seen).

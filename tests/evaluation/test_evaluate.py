@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 from annotanchor import evaluate as evaluate_mod
+from annotanchor.errors import SettingError
+from annotanchor.evaluation.clusters import EmbeddingClusterLabeller
 from annotanchor.evaluation.embedding import minilm
 from annotanchor.evaluation.samples import SampleFileError
+from tests.evaluation.test_embedding import needs_weights
 
 GENRES = ["myth", "noir", "farce", "saga"]
 HEROES = [f"h{i}" for i in range(8)]
@@ -55,7 +58,7 @@ def test_known_answers(tmp_path, write_arm):
   rep = evaluate_mod.evaluate(_files(write_arm), out_dir, labeller="annotation_tags",
                               quality_fn="tests.evaluation.test_evaluate:style_checker",
                               quality_inputs=("prompt", "response"), embedder=fake_embedder,
-                              num_resamples=200)
+                              distinct_k_threshold=None, num_resamples=200)
   arms = rep["arms"]
   assert list(arms) == ["base", "sft", "anchored"]
   ent = {a: arms[a]["diversity"]["semantic_entropy"]["value"] for a in arms}
@@ -73,6 +76,12 @@ def test_known_answers(tmp_path, write_arm):
   assert arms["base"]["diversity"]["embedding_distance"]["value"] > 0
   # "A myth story about h0." has 5 words, all distinct in sft's 8 copies: 5 / 40.
   assert arms["sft"]["diversity"]["distinct_1"]["value"] == pytest.approx(5 / 40)
+  assert rep["settings"]["distinct_k_threshold"] is None
+  assert rep["settings"]["distinct_k_equivalence"] == "normalised text equality"
+  assert rep["settings"]["labeller"] == "AnnotationTagLabeller"
+  assert rep["settings"]["clusters"] is None
+  assert rep["settings"]["quality_source"] == (
+      "function: tests.evaluation.test_evaluate:style_checker")
   q = {a: arms[a]["quality"] for a in arms}
   assert q["sft"]["quality"]["value"] == 1.0
   assert q["base"]["quality"]["value"] == pytest.approx(2 / 8)
@@ -132,6 +141,7 @@ def test_ablation_arm_and_list_of_files(tmp_path, write_arm):
       pytest.approx(2.0 / 2.5)
   assert "embedding_distance" not in rep["arms"]["base"]["diversity"]
   assert rep["arms"]["base"]["quality"] == {}
+  assert rep["settings"]["quality_source"] is None
   assert not os.path.exists(str(tmp_path / "e" / "entropy_by_attribute.png"))
 
 
@@ -209,3 +219,138 @@ def test_main_reports_unknown_gin_name_and_missing_macro(capsys):
     finally:
       gin.clear_config()
     assert message in capsys.readouterr().err
+
+
+TOPICS = ["cooking", "space", "football", "music"]
+
+
+def topic_embedder(texts):
+  """Deterministic: one direction per topic word, and a little per-text variation."""
+  out = np.zeros((len(texts), len(TOPICS) + 3))
+  for i, t in enumerate(texts):
+    out[i, [j for j, topic in enumerate(TOPICS) if topic in t]] = 1.0
+    out[i, len(TOPICS) + len(t) % 3] = 0.05
+  return out
+
+
+def _direct_topic_files(write_arm):
+  """Direct-mode arms (no annotation) over two prompts: base tells of four topics, sft of
+  one, anchored of two."""
+  def arm(name, topics):
+    rows = {f"p{p}": [f"A {t} tale number {i}{'!' * i}" for i, t in enumerate(topics)]
+            for p in range(2)}
+    return write_arm(name, rows)
+  return {"base": arm("base", TOPICS * 2), "sft": arm("sft", ["cooking"] * 8),
+          "anchored": arm("anchored", TOPICS[:2] * 4)}
+
+
+def test_no_labeller_gives_label_free_semantic_entropy(tmp_path, write_arm):
+  """No labeller, direct-mode samples: semantic entropy over embedding clusters (the
+  annotation tags would leave every direct sample unknown), and distinct_k by embedding
+  similarity, both recorded in the settings."""
+  rep = evaluate_mod.evaluate(_direct_topic_files(write_arm), str(tmp_path / "e"),
+                              embedder=topic_embedder, num_resamples=50)
+  arms = rep["arms"]
+  ent = {a: arms[a]["diversity"]["semantic_entropy"]["value"] for a in arms}
+  assert all(math.isfinite(v) for v in ent.values())
+  assert ent == pytest.approx({"base": 2.0, "sft": 0.0, "anchored": 1.0})
+  assert list(arms["base"]["entropy_by_attribute"]) == ["cluster"]
+  assert arms["sft"]["unknown_rate"]["cluster"] == 0.0
+  settings = rep["settings"]
+  assert settings["labeller"] == "EmbeddingClusterLabeller"
+  assert settings["clusters"]["num_clusters"] == {"mean_per_prompt": 4.0, "min_per_prompt": 4,
+                                                  "max_per_prompt": 4, "total": 8}
+  assert settings["clusters"]["threshold_chosen_by"] == "silhouette"
+  assert 0 < settings["clusters"]["distance_threshold"] < 1
+  # distinct_k: the texts all differ, but their embeddings fall in 4, 1 and 2 classes.
+  dk = {a: arms[a]["diversity"]["distinct_k"]["value"] for a in arms}
+  assert dk == {"base": 4.0, "sft": 1.0, "anchored": 2.0}
+  assert settings["distinct_k_threshold"] == evaluate_mod.DISTINCT_K_THRESHOLD == 0.9
+  assert settings["distinct_k_equivalence"] == "embedding cosine >= 0.9"
+  assert settings["quality_source"] is None and arms["base"]["quality"] == {}
+  assert rep["annotation_adherence"] == {}
+  assert "| cluster |" in open(tmp_path / "e" / "report.md").read()
+
+
+def test_label_free_defaults_follow_the_embedder(tmp_path, write_arm):
+  files = _direct_topic_files(write_arm)
+  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), embedder=None, num_resamples=20,
+                              write_plots=False)
+  assert "semantic_entropy" not in rep["arms"]["base"]["diversity"]
+  assert rep["settings"]["labeller"] is None and rep["settings"]["clusters"] is None
+  assert rep["settings"]["distinct_k_threshold"] is None
+  assert rep["arms"]["base"]["diversity"]["distinct_k"]["value"] == 8.0  # all texts differ
+  with pytest.raises(SettingError, match="needs evaluate.embedder"):
+    evaluate_mod.evaluate(files, str(tmp_path / "c"), labeller="embedding_clusters",
+                          embedder=None)
+  with pytest.raises(SettingError, match="distinct_k_threshold needs an embedder"):
+    evaluate_mod.evaluate(files, str(tmp_path / "c"), distinct_k_threshold=0.8, embedder=None)
+  with pytest.raises(SettingError, match="distinct_k_threshold='high'"):
+    evaluate_mod.evaluate(files, str(tmp_path / "c"), distinct_k_threshold="high",
+                          embedder=topic_embedder)
+  assert not (tmp_path / "c").exists()
+  # Explicit choices: a given cut, and text equality for distinct_k.
+  given = evaluate_mod.evaluate(
+      files, str(tmp_path / "g"), embedder=topic_embedder, distinct_k_threshold=None,
+      labeller=EmbeddingClusterLabeller(distance_threshold=0.5, attribute="meaning"),
+      num_resamples=20, write_plots=False)
+  assert given["settings"]["clusters"]["distance_threshold"] == 0.5
+  assert given["settings"]["clusters"]["threshold_chosen_by"] == "given"
+  assert given["arms"]["base"]["entropy_by_attribute"]["meaning"]["value"] == pytest.approx(2.0)
+  assert given["arms"]["base"]["diversity"]["distinct_k"]["value"] == 8.0
+  assert given["settings"]["distinct_k_equivalence"] == "normalised text equality"
+
+
+def test_quality_source_names_a_judge(tmp_path, write_arm):
+  from annotanchor.evaluation.judge import JudgeQuality
+
+  class FixedJudge(JudgeQuality):
+    def ask(self, message):
+      return "SCORE: 5"
+
+  judge = FixedJudge(base_url="http://unused", model="judge-7b", api_key_env=None)
+  rep = evaluate_mod.evaluate(_direct_topic_files(write_arm), str(tmp_path / "e"),
+                              quality_fn=judge, embedder=None, num_resamples=20,
+                              write_plots=False, progress_bar=False)
+  assert rep["settings"]["quality_source"] == "judge: judge-7b"
+  assert rep["arms"]["sft"]["quality"]["quality"]["value"] == pytest.approx(0.5)
+
+
+def test_gin_binds_the_cluster_labeller(tmp_path, write_arm, capsys):
+  files = _direct_topic_files(write_arm)
+  gin.clear_config()
+  try:
+    rc = evaluate_mod.main([
+        "--gin_file=gin/runs/evaluate.gin", f"--gin.SAMPLE_FILES={files!r}",
+        f"--gin.OUTPUT_DIR={str(tmp_path / 'e')!r}", "--gin.evaluate.embedder=None",
+        "--gin.evaluate.labeller=@EmbeddingClusterLabeller()",
+        "--gin.EmbeddingClusterLabeller.distance_threshold=0.5"])
+  finally:
+    gin.clear_config()
+  assert rc == 2
+  assert "needs evaluate.embedder" in capsys.readouterr().err
+
+
+@needs_weights
+def test_defaults_with_minilm(tmp_path, write_arm):
+  """The real embedder with every default: label-free semantic entropy orders the arms."""
+  base = ["Whisk the eggs with sugar and bake the cake for forty minutes.",
+          "The rocket left orbit and drifted toward the rings of Saturn.",
+          "The striker scored twice in the final minutes of the match.",
+          "The violinist tuned her strings before the symphony began."]
+  sft = ["Whisk the eggs with sugar and bake the cake for forty minutes.",
+         "Whisk eggs and sugar, then bake the cake for forty minutes.",
+         "Beat the eggs with the sugar and bake the cake forty minutes.",
+         "Whisk the eggs and the sugar and bake this cake for forty minutes."]
+  anchored = base[:2] + sft[1:3]
+  files = {name: write_arm(name, {f"p{p}": texts for p in range(2)})
+           for name, texts in (("base", base), ("sft", sft), ("anchored", anchored))}
+  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), num_resamples=20, write_plots=False,
+                              progress_bar=False)
+  ent = {a: rep["arms"][a]["diversity"]["semantic_entropy"]["value"] for a in rep["arms"]}
+  assert ent["sft"] == pytest.approx(0.0, abs=1e-12)
+  assert ent["base"] > ent["anchored"] > ent["sft"]
+  assert rep["settings"]["embedder"] == "MiniLMEmbedder"
+  assert rep["settings"]["clusters"]["num_clusters"]["min_per_prompt"] >= 2
+  dk = {a: rep["arms"][a]["diversity"]["distinct_k"]["value"] for a in rep["arms"]}
+  assert dk["base"] == 4.0 and dk["sft"] < dk["anchored"] < dk["base"]
