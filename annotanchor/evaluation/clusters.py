@@ -39,15 +39,17 @@ LINKAGES = ("average", "complete", "single", "weighted")
 
 
 def cosine_distances(embeddings: np.ndarray) -> np.ndarray:
-  """(M, M) symmetric 1 - cos of the rows of `embeddings`, zero diagonal, in [0, 2]."""
+  """(..., M, M) symmetric 1 - cos of the rows of `embeddings` (..., M, D), zero diagonal,
+  in [0, 2]."""
   x = np.asarray(embeddings, dtype=np.float64)
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
+  norms = np.linalg.norm(x, axis=-1, keepdims=True)
   if np.any(norms == 0):
     raise ValueError("an embedding is the zero vector; cosine distance is undefined")
   unit = x / norms
-  dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
-  dist = (dist + dist.T) / 2
-  np.fill_diagonal(dist, 0.0)
+  dist = np.clip(1.0 - unit @ np.swapaxes(unit, -1, -2), 0.0, 2.0)
+  dist = (dist + np.swapaxes(dist, -1, -2)) / 2
+  m = dist.shape[-1]
+  dist[..., np.arange(m), np.arange(m)] = 0.0
   return dist
 
 
@@ -70,6 +72,23 @@ def silhouette(dist: np.ndarray, labels: Sequence[int]) -> float:
   top = np.maximum(a, b)
   s = np.where((own > 1) & (top > 0), (b - a) / np.where(top > 0, top, 1.0), 0.0)
   return float(s.mean())
+
+
+def cut_tree(tree: np.ndarray, size: int, t: float) -> np.ndarray:
+  """Flat clusters of a scipy linkage `tree` over `size` items: the merges at height <= t
+  applied (`hierarchy.fcluster(tree, t, criterion="distance")`, without its per-call
+  validation, which dominates over many small trees). Ids 0.. in leaf order of the
+  cluster's lowest member."""
+  # Heights made monotone, as the cophenetic distance is (the linkages here are monotone;
+  # this only guards float noise).
+  heights = np.maximum.accumulate(tree[:, 2])
+  members: Dict[int, List[int]] = {i: [i] for i in range(size)}
+  for i in np.flatnonzero(heights <= t):
+    members[size + int(i)] = members.pop(int(tree[i, 0])) + members.pop(int(tree[i, 1]))
+  labels = np.empty(size, dtype=np.int64)
+  for c, leaves in enumerate(sorted(members.values(), key=min)):
+    labels[leaves] = c
+  return labels
 
 
 def _first_seen_ids(labels: np.ndarray) -> np.ndarray:
@@ -122,9 +141,7 @@ class EmbeddingClusterLabeller:
              if len(d) > 1 else None for d in dists]
 
     def cut(tree, size: int, t: float) -> np.ndarray:
-      if tree is None:
-        return np.ones(size, dtype=np.int64)
-      return hierarchy.fcluster(tree, t, criterion="distance")
+      return np.ones(size, dtype=np.int64) if tree is None else cut_tree(tree, size, t)
 
     scores = []
     for t in self.thresholds:
@@ -143,7 +160,7 @@ class EmbeddingClusterLabeller:
                  "of the response embeddings, cut at a cosine-distance threshold "
                  + ("given" if self.distance_threshold is not None else
                     f"chosen from {len(self.thresholds)} values "
-                    f"({self.thresholds[0]:g}..{self.thresholds[-1]:g}) by the highest mean "
+                    f"({self.thresholds[0]:.2f}..{self.thresholds[-1]:.2f}) by the highest mean "
                     "silhouette over prompts, ties to the largest")),
         "linkage": self.linkage,
         "distance_threshold": t,

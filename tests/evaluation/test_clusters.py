@@ -123,3 +123,17 @@ def test_bad_settings_are_named(kwargs, needle):
 def test_zero_vectors_are_refused():
   with pytest.raises(ValueError, match="zero vector"):
     clusters.EmbeddingClusterLabeller().cluster_prompts([np.zeros((3, DIM))])
+
+
+def test_the_cut_is_scipys_fcluster():
+  from scipy.cluster import hierarchy
+  from scipy.spatial import distance as sp_distance
+  rng = np.random.default_rng(4)
+  for method in clusters.LINKAGES:
+    dist = clusters.cosine_distances(rng.standard_normal((30, 5)))
+    tree = hierarchy.linkage(sp_distance.squareform(dist, checks=False), method=method)
+    for t in (0.0, 0.2, 0.5, 0.9, 1.3, 2.0):
+      ours = clusters.cut_tree(tree, 30, t)
+      theirs = hierarchy.fcluster(tree, t, criterion="distance")
+      # The same partition: a one-to-one map between the two numberings.
+      assert len(set(zip(ours, theirs))) == len(set(ours)) == len(set(theirs)), (method, t)
