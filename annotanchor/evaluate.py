@@ -21,8 +21,8 @@ import numpy as np
 from annotanchor import gin_utils
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.errors import SettingError
-from annotanchor.evaluation import (adherence, capability, compare, diversity, frontier, plots,
-                                    quality, report, wellformed)
+from annotanchor.evaluation import (adherence, capability, caveats, compare, diversity,
+                                    frontier, plots, quality, report, wellformed)
 from annotanchor.evaluation.clusters import EmbeddingClusterLabeller
 from annotanchor.evaluation.embedding import MiniLMEmbedder
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
@@ -343,6 +343,11 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   # In the format the checkpoints were trained with, as the samples record it.
   malformed = wellformed.malformed_by_arm(
       {a: [s for row in arms.by_arm[a] for s in row] for a in order}, fmt)
+  # Empty or repetitive responses per arm, for the report's caveats (evaluation/caveats.py).
+  degenerate = caveats.degeneracy_by_arm(
+      {a: [s.response for row in arms.by_arm[a] for s in row] for a in order})
+  for a in order:
+    out_arms[a]["degenerate"] = degenerate[a]
 
   files = ({k: os.fspath(v) for k, v in sample_files.items()}
            if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])
@@ -376,6 +381,7 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "capability": {a: capabilities[a] for a in order if a in capabilities},
       "frontier": curves,
   }
+  result["caveats"] = caveats.report_caveats(result)  # Written first in report.md too.
   report.write_report(result, output_dir)
   if write_plots:
     plots.write_plots(result, output_dir)
@@ -385,6 +391,8 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """`annotanchor evaluate` / `python -m annotanchor.evaluate` with t5x-style gin flags."""
   def report_written(result) -> int:
+    for line in caveats.terminal_lines(result):  # What the figures below cannot say.
+      print(line)
     print("\n".join(report.per_arm_table(result)), flush=True)
     print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']} "
           "(report.md: comparisons and the other tables)")

@@ -80,6 +80,29 @@ def per_arm_table(report: dict) -> List[str]:
                         + [f"{t} acc" for t in tasks], rows)
 
 
+def measured_with(settings: dict) -> List[str]:
+  """Where the labels, the distinct_k classes and the quality come from (report.md lines;
+  none for a report written before evaluate recorded them)."""
+  lines = []
+  clusters = settings.get("clusters")
+  if clusters:
+    count = clusters["num_clusters"]
+    silhouette = clusters.get("mean_silhouette")
+    lines.append(
+        f"Semantic entropy labels: embedding clusters ({clusters['scope']}; cut at cosine "
+        f"distance {clusters['distance_threshold']:.2f}, {clusters['threshold_chosen_by']}; "
+        f"{count['mean_per_prompt']:.1f} clusters per prompt, {count['min_per_prompt']} to "
+        f"{count['max_per_prompt']}"
+        + ("" if silhouette is None else f"; mean silhouette {silhouette:.2f}") + ").")
+  elif settings.get("labeller"):
+    lines.append(f"Semantic entropy labels: {settings['labeller']}.")
+  if settings.get("distinct_k_equivalence"):
+    lines.append(f"distinct_k classes: {settings['distinct_k_equivalence']}.")
+  if "quality_source" in settings:
+    lines.append(f"Quality: {settings['quality_source'] or 'not measured (no checker or judge)'}.")
+  return [*lines, ""] if lines else []
+
+
 def render_markdown(report: dict) -> str:
   """The human-readable report: its caveats first, then the per-arm table, comparisons,
   per-attribute entropy and the other tables."""
@@ -93,6 +116,7 @@ def render_markdown(report: dict) -> str:
       f"Intervals: {conf}% paired percentile bootstrap over prompts "
       f"({report['settings']['num_resamples']} resamples, seed {report['settings']['seed']}).",
       ""]
+  lines += measured_with(report["settings"])
   if report["settings"].get("prompt_constraints"):
     lines += ["Semantic entropy leaves out, per prompt, the attributes the prompt fixes "
               f"(`{report['settings']['prompt_constraints']}`).", ""]

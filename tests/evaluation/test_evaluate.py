@@ -354,3 +354,24 @@ def test_defaults_with_minilm(tmp_path, write_arm):
   assert rep["settings"]["clusters"]["num_clusters"]["min_per_prompt"] >= 2
   dk = {a: rep["arms"][a]["diversity"]["distinct_k"]["value"] for a in rep["arms"]}
   assert dk["base"] == 4.0 and dk["sft"] < dk["anchored"] < dk["base"]
+
+
+def test_the_report_says_how_it_measured_and_what_its_figures_cannot_say(tmp_path, write_arm):
+  """Label-free labels and no checker: report.md names the clusters, the distinct_k classes
+  and the missing quality; an SFT arm as diverse as the base and an empty-response arm are
+  caveats, in report.json and above report.md's tables."""
+  files = _direct_topic_files(write_arm)
+  files["sft"] = write_arm("sft_empty", {f"p{p}": [f"A {t} tale {i}" if i else " "
+                                                  for i, t in enumerate(TOPICS * 2)]
+                                         for p in range(2)})
+  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), embedder=topic_embedder,
+                              num_resamples=50)
+  assert rep["arms"]["sft"]["degenerate"]["empty"] == pytest.approx(1 / 8)
+  kinds = {(c["kind"], c["arm"], c["metric"]) for c in rep["caveats"]}
+  assert ("base_not_more_diverse", "base", "semantic_entropy") in kinds
+  assert json.load(open(tmp_path / "e" / "report.json"))["caveats"] == rep["caveats"]
+  md = open(tmp_path / "e" / "report.md").read()
+  assert md.index("Read with care") < md.index("## Per arm")
+  assert "Semantic entropy labels: embedding clusters (per prompt, every arm's samples " in md
+  assert "distinct_k classes: embedding cosine >= 0.9." in md
+  assert "Quality: not measured (no checker or judge)." in md
