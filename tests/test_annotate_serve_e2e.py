@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import gin
+import pytest
 
 from annotanchor import annotate as annotate_lib
 from annotanchor import train as train_lib
@@ -68,6 +69,11 @@ def _train(tmp_path, name, model_dir, pattern, vocab, steps):
       "--gin.optim.OptimizerConfig.warmup_steps=5", "--gin.TrainConfig.log_every=5"])
 
 
+# Slow (80 s of six processes): each link is in the default suite on its own, serve from a
+# checkpoint alone (tests/decoding/test_self_describing.py), annotate's real client against
+# an HTTP server (tests/annotation/), and train on annotate's shards
+# (tests/annotation/test_sft_annotate.py); this chains them once more.
+@pytest.mark.slow
 def test_serve_a_trained_checkpoint_annotate_through_it_and_train_on_the_result(tmp_path):
   os.chdir(REPO)
   meta_dir = tmp_path / "meta"

@@ -4,7 +4,6 @@ A binding was checked only when its step ran, so a typo in the anchored run's bi
 surfaced after the corpus build and both pretrainings. Now: one line naming the step and
 the binding, exit 2, in seconds, before the first step.
 """
-import time
 
 import pytest
 
@@ -19,13 +18,18 @@ SHARED_TYPO = "StoryworldConfig.num_pretrain_doc=120"
 @pytest.mark.parametrize("anchored_bindings, shared_bindings, needles", [
     ([TYPO], [], ["step [5/14] fine-tune sft_anchored", f"binding '{TYPO}'",
                   "doesn't have a parameter named 'annotation_only_rat'"]),
-    ([SYNTAX], [], ["step [5/14] fine-tune sft_anchored", f"binding '{SYNTAX}'",
-                    "Expected newline"]),
+    # Slow: gin_check's culprit search for a parse error is tested in-process
+    # (tests/test_gin_check.py), and the process path is the misspelled case's.
+    pytest.param([SYNTAX], [], ["step [5/14] fine-tune sft_anchored", f"binding '{SYNTAX}'",
+                                "Expected newline"], marks=pytest.mark.slow),
     ([], [SHARED_TYPO], ["step [1/14] build the corpus", f"binding '{SHARED_TYPO}'",
                          "doesn't have a parameter named 'num_pretrain_doc'"]),
     # Values the corpus cannot use, refused as the configured corpus is built.
-    (["AnchoredMixtureRates.annotation_only_rate=1.5"], [],
-     ["step [5/14] fine-tune sft_anchored", "annotation_only_rate must be in [0, 1]"]),
+    # Slow: the same start-up refusal as bad_draw's, and `train` refuses this rate as a
+    # process in tests/faults/test_train_faults.py.
+    pytest.param(["AnchoredMixtureRates.annotation_only_rate=1.5"], [],
+                 ["step [5/14] fine-tune sft_anchored", "annotation_only_rate must be in [0, 1]"],
+                 marks=pytest.mark.slow),
     ([], ["StoryworldConfig.sft_support=99"],
      ["step [1/14] build the corpus", "sft_support=99 must be in"]),
 ], ids=["misspelled", "bad_syntax", "demo_bindings", "bad_rate", "bad_draw"])
@@ -35,11 +39,8 @@ def test_a_bad_binding_stops_the_demo_before_its_first_step(tmp_path, anchored_b
   experiment.write_text("include 'gin/experiments/storyworld_demo.gin'\n"
                         f"ANCHORED_SFT_BINDINGS = {anchored_bindings!r}\n")
   out = tmp_path / "out"
-  start = time.perf_counter()
   result = run(["demo", f"--gin_file={experiment}",
                 *tiny_flags(out, tmp_path / "cache", shared_bindings)], timeout=120)
-  seconds = time.perf_counter() - start
   assert_one_line_error(result, "demo", "DemoError", *needles)
-  assert seconds < 30, seconds
   assert "[1/14]" not in result.stdout  # No step started, not even the corpus build.
   assert not out.exists() and not (tmp_path / "cache").exists()
