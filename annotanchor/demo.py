@@ -2,10 +2,18 @@
 
   annotanchor demo --gin_file=gin/experiments/storyworld_demo.gin --gin.OUTPUT_DIR="'runs/demo'"
 
+or on a corpus of your own files (gin/experiments/user_corpus_demo.gin, docs/data.md):
+
+  annotanchor demo --gin_file=gin/experiments/user_corpus_demo.gin \
+    --gin.OUTPUT_DIR="'runs/mine'" --gin.VOCABULARY="'tok/'" \
+    --gin.DOCUMENTS="{'train': 'docs.jsonl'}" --gin.SFT_FILES="{'train': 'chat.jsonl'}" \
+    --gin.SFT_FORMAT="'messages'"
+
 Steps (each an ordinary `annotanchor` command, printed before it runs, so any one can be
 rerun by hand):
 
-  1. build the corpus and vocabulary (`demo.build_command`, cached);
+  1. with `demo.build_command` (a generated corpus: storyworld), build the corpus and
+     vocabulary (cached); a corpus of files has no build step;
   2. the training runs of `demo.runs` in order: pretraining, then fine-tuning from them;
   3. `annotanchor infer` for every arm of `demo.arms` (N samples per held-out prompt);
   3b. with `demo.frontier_temperatures`, the sft and anchored arms again at each of those
@@ -246,10 +254,20 @@ def step_state(step: Step, inputs: Mapping[str, str]) -> str:
   return "done" if record.get("stamp") else "resume"
 
 
+def check_macros(macros) -> None:
+  """Raises SettingError naming `demo.macros` unless it maps gin macro names to values."""
+  require(isinstance(macros, Mapping), "demo.macros", macros,
+          "a dict of gin macro names to values")
+  for name in macros:
+    require(isinstance(name, str) and re.fullmatch(r"[A-Za-z_]\w*", name) is not None,
+            "demo.macros", name, "macro names (identifiers) as keys")
+
+
 def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequence[TrainRun],
          arms: Sequence[Arm], *, eval_prompts_task: str, num_samples: int,
          max_new_tokens: int, eval_gins: Sequence[str], bindings: Sequence[str],
          finetune_bindings: Sequence[str] = (), build_command: Sequence[str] | None,
+         macros: Mapping[str, Any] | None = None,
          base_arm: str, sft_arm: str, anchored_arm: str,
          report_name: str = "report",
          capability_tasks: Mapping[str, str] | None = None,
@@ -266,7 +284,9 @@ def plan(output_dir: str, model_gin: str, data_gins: Sequence[str], runs: Sequen
   if missing:
     raise DemoError(f"demo.arms lacks {sorted(missing)} (the report compares base, sft "
                     "and anchored arms)")
-  shared = [f"--gin_file={f}" for f in data_gins] + [f"--gin.{b}" for b in bindings]
+  shared = ([f"--gin_file={f}" for f in data_gins]
+            + [f"--gin.{name}={value!r}" for name, value in (macros or {}).items()]
+            + [f"--gin.{b}" for b in bindings])
   steps = []
   corpus = ()
   if build_command:
@@ -373,6 +393,7 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
          max_new_tokens: int = 256, eval_gins: Sequence[str] = (),
          bindings: Sequence[str] = (), finetune_bindings: Sequence[str] = (),
          build_command: Sequence[str] | None = None,
+         macros: Mapping[str, Any] | None = None,
          base_arm: str = "base", sft_arm: str = "sft", anchored_arm: str = "anchored",
          report_name: str = "report",
          capability_tasks: Mapping[str, str] | None = None,
@@ -394,7 +415,13 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
     bindings: extra gin bindings ("NAME=VALUE") for every step but evaluate.
     finetune_bindings: extra gin bindings for every fine-tuning run (one with `init`),
       e.g. its learning rate, so that all SFT arms train alike.
-    build_command: the corpus-building command (after `python`), or None.
+    build_command: the corpus-building command (after `python`), or None: a corpus of
+      files (JsonlCorpus), which has nothing to build.
+    macros: gin macros given to every step but evaluate, as `--gin.NAME=repr(VALUE)`
+      (before `bindings`): how the demo's own macros reach its steps, e.g. a user
+      corpus's {'VOCABULARY': %VOCABULARY, 'DOCUMENTS': %DOCUMENTS, ...}
+      (gin/experiments/user_corpus_demo.gin). Values are Python literals (strings,
+      numbers, None, lists, dicts).
     base_arm, sft_arm, anchored_arm: the arms the comparisons are built on.
     report_name: the report's directory under output_dir (experiments that share an
       output_dir, and so its finished runs, each name their own).
@@ -411,6 +438,7 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
   """
   check_bindings("demo.bindings", bindings)
   check_bindings("demo.finetune_bindings", finetune_bindings)
+  check_macros(macros or {})
   train_runs = _records(TrainRun, runs, "runs")
   train_runs += _records(TrainRun, extra_runs, "extra_runs", [r.name for r in train_runs])
   sampled = _records(Arm, arms, "arms")
@@ -430,7 +458,7 @@ def demo(*, output_dir: str = gin.REQUIRED, model_gin: str = gin.REQUIRED,
                eval_prompts_task=eval_prompts_task,
                num_samples=num_samples, max_new_tokens=max_new_tokens, eval_gins=eval_gins,
                bindings=bindings, finetune_bindings=finetune_bindings,
-               build_command=build_command, base_arm=base_arm,
+               build_command=build_command, macros=macros, base_arm=base_arm,
                sft_arm=sft_arm, anchored_arm=anchored_arm, report_name=report_name,
                capability_tasks=capability_tasks, frontiers=frontiers)
   env = dict(os.environ)

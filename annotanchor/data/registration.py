@@ -11,8 +11,11 @@ For a corpus prefix P, `register_document_tasks` adds
 standard task its own source, which reads records with or without annotations), and
 `register_anchored_mixture` adds P_anchored_sft_mixture: anchored SFT plus
 annotation-only sequences at the corpus's `AnchoredMixtureRates`, fixed when it is
-registered. Preprocessor knobs (annotation dropout, key-only rate, ...) are gin
-bindings of the functions in `preprocessors.py`, read when a dataset is built.
+registered. `register_eval_prompts` adds P_eval_prompts, the held-out prompts a demo
+samples (`id`, `prompt`; split "test"): a `JsonlCorpus` registers it from a prompts file
+or from prompts held out of its SFT files, which its SFT tasks then leave out.
+Preprocessor knobs (annotation dropout, key-only rate, ...) are gin bindings of the
+functions in `preprocessors.py`, read when a dataset is built.
 
 A corpus is a typed object with a `register()` method (`JsonlCorpus` for user files,
 `tasks.storyworld.Storyworld`), bound in gin as `configured_corpora.corpora` and
@@ -26,17 +29,20 @@ checkpoint), so one template object governs a corpus from its files to its sampl
 import dataclasses
 import difflib
 import functools
+import hashlib
+import json
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import gin
 import seqio
+import tensorflow as tf
 
-from annotanchor.data import chat_sft, preprocessors, sources, validated
+from annotanchor.data import chat_sft, conversations, preprocessors, sources, validated
 from annotanchor.data.chat_template import load_chat_template
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
 from annotanchor.data.vocabulary import load_vocabulary
-from annotanchor.errors import SettingError, UserError
+from annotanchor.errors import SettingError, UserError, is_count, require
 
 # Registered names offered when a task or mixture name is unknown.
 _CLOSEST_NAMES = 5
@@ -207,6 +213,176 @@ def register_anchored_mixture(prefix: str, rates: AnchoredMixtureRates) -> str:
   return name
 
 
+def _eval_targets(dataset: tf.data.Dataset, output_features, *,
+                  template: PromptTemplate) -> tf.data.Dataset:
+  """`targets`: the model prompt (no loss), so that the prompts task has the features of
+  every task; infer reads only `id` and `prompt`."""
+  vocabulary = output_features["targets"].vocabulary
+
+  def convert(ex):
+    model_prompt = tf.strings.join([template.prompt_prefix, tf.strings.strip(ex["prompt"]),
+                                    template.prompt_suffix])
+    targets = tf.cast(vocabulary.encode_tf(model_prompt), tf.int32)
+    return {**ex, "targets": targets, LOSS_WEIGHTS: tf.zeros_like(targets, tf.float32)}
+  return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def register_eval_prompts(prefix: str, prompts: Callable[[], Sequence[tuple[str, str]]],
+                          vocabulary: seqio.Vocabulary, template: PromptTemplate) -> str:
+  """Registers `P_eval_prompts`: held-out prompts (`id`, `prompt`; split "test"), what
+  `annotanchor infer` samples with MIXTURE_OR_TASK_NAME.
+
+  Args:
+    prefix: the task name prefix.
+    prompts: () -> [(id, prompt), ...], called when a dataset is built (it may read files).
+    vocabulary: the corpus's vocabulary.
+    template: the corpus's template (`targets` holds the model prompt in it).
+  """
+  name = f"{prefix}_eval_prompts"
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  _TEMPLATES[name] = template
+
+  def dataset_fn(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
+    del split, shuffle_files, seed
+    pairs = list(prompts())
+    return tf.data.Dataset.from_tensor_slices({
+        "id": tf.constant([i for i, _ in pairs], tf.string),
+        "prompt": tf.constant([p for _, p in pairs], tf.string)})
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(dataset_fn, splits=["test"]),
+      output_features=output_features(vocabulary),
+      preprocessors=[functools.partial(_eval_targets, template=template)],
+      shuffle_buffer_size=None)
+  return name
+
+
+# The feature a chat SFT example carries when its corpus holds prompts out: the record's
+# evaluation prompt (`sft_prompt`), which the held-out filter compares.
+HELD_OUT_KEY = "eval_prompt"
+
+
+def sft_prompt(record: sources.Record, where: str, sft_format: str,
+               fields: sources.SftFields = sources.SftFields(),
+               messages_field: str = "messages") -> str:
+  """The prompt an SFT record answers, as an evaluation prompt: its `prompt` field
+  ("pairs"), or its first user turn with any system text merged in ("messages", as the
+  conversation is laid out for training).
+
+  Raises:
+    SourceError: naming `where`: no such prompt.
+  """
+  if sft_format == "pairs":
+    value = sources.record_field(record, fields.prompt, where, scalar=True)
+    if not isinstance(value, str) or not value.strip():
+      raise sources.SourceError(f"{where}: field '{fields.prompt}' is empty or not a string.")
+    return value
+  try:
+    role, text, index = conversations.conversation_turns(
+        sources.record_field(record, messages_field, where))[0]
+  except conversations.ConversationError as e:
+    raise sources.SourceError(f"{where}: field '{messages_field}': {e}") from None
+  if role != "user" or not text:
+    raise sources.SourceError(f"{where}: field '{messages_field}': messages[{index}], the "
+                              "first turn, is not a user message with text")
+  return text
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithPrompt:
+  """A chat converter's examples with HELD_OUT_KEY added (the held-out filter reads it)."""
+  convert: validated.ChatExamples
+  messages_field: str = "messages"
+
+  @property
+  def signature(self) -> dict[str, tf.TensorSpec]:
+    return {**self.convert.signature, HELD_OUT_KEY: tf.TensorSpec([], tf.string)}
+
+  @property
+  def anchored(self) -> bool:  # validated's cache key tells the two SFT validations apart.
+    return self.convert.anchored
+
+  def __call__(self, record: sources.Record, where: str) -> dict:
+    example = self.convert(record, where)  # Its message first, for a bad record.
+    prompt = sft_prompt(record, where, "messages", messages_field=self.messages_field)
+    return {**example, HELD_OUT_KEY: prompt}
+
+
+class EvalPromptsError(UserError, ValueError):
+  """A bad evaluation prompts file, or SFT files with too few prompts to hold some out."""
+
+
+def read_eval_prompts(patterns: str | Sequence[str]) -> list[tuple[str, str]]:
+  """(id, prompt) of JSONL files of `{"prompt": ..., "id": ...}` (id optional: "p<n>", n
+  counting the prompts of all the files, in order), as `annotanchor infer`'s PROMPTS_FILE.
+
+  Raises:
+    EvalPromptsError: naming the file and line of a bad record, a duplicate id, no prompt.
+    SourceError: no file matches.
+  """
+  patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+  prompts = []
+  for path in validated.expand_patterns(patterns):
+    with tf.io.gfile.GFile(path, "rb") as f:
+      for lineno, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        where = f"{path}:{lineno}"
+        try:
+          record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+          raise EvalPromptsError(f"{where}: not a JSON record ({e})") from None
+        if (not isinstance(record, dict) or not isinstance(record.get("prompt"), str)
+            or not record["prompt"].strip()):
+          raise EvalPromptsError(f'{where}: expected an object with a non-empty string field '
+                                 f'"prompt" (and optionally "id")')
+        prompts.append((str(record.get("id", f"p{len(prompts) + 1}")), record["prompt"]))
+  seen = set()
+  for pid, _ in prompts:
+    if pid in seen:
+      raise EvalPromptsError(f"evaluation prompts {patterns}: id {pid!r} occurs twice")
+    seen.add(pid)
+  if not prompts:
+    raise EvalPromptsError(f"evaluation prompts {patterns}: no prompt")
+  return prompts
+
+
+def hold_out_sft_prompts(prompts: Sequence[str], count: int) -> list[tuple[str, str]]:
+  """(id, prompt) of the `count` distinct prompts held out of an SFT set: those whose
+  SHA-256 is smallest, so the choice depends on the prompts alone (not on file order or
+  the run), and every copy of a held-out prompt is held out. The id is "sft-" and the
+  first 10 hex digits of that hash.
+
+  Raises:
+    EvalPromptsError: `count` is more than half the distinct prompts (SFT would keep fewer
+      than it holds out).
+  """
+  digest = lambda p: hashlib.sha256(p.encode("utf-8")).hexdigest()
+  distinct = sorted(set(prompts), key=digest)
+  if 2 * count > len(distinct):
+    raise EvalPromptsError(
+        f"JsonlCorpus.num_eval_prompts={count} would hold out more than half of the "
+        f"{len(distinct)} distinct SFT prompts: lower it (NUM_EVAL_PROMPTS) or give held-out "
+        "prompts of your own (EVAL_PROMPTS)")
+  return [(f"sft-{digest(p)[:10]}", p) for p in distinct[:count]]
+
+
+@gin.configurable
+def vocabulary_size(path: str = gin.REQUIRED, multiple_of: int = 128) -> int:
+  """The number of ids of the vocabulary at `path`, as a corpus loads it (markers added as
+  special tokens included), rounded up to a multiple of `multiple_of`: a model size that
+  follows its corpus's vocabulary. In gin (gin/experiments/user_corpus_data.gin):
+
+    VOCAB_SIZE = @registration.vocabulary_size()
+    registration.vocabulary_size.path = %VOCABULARY
+
+  The extra rows are never a target; decoding drops the ids past the vocabulary's.
+  """
+  require(is_count(multiple_of), "vocabulary_size.multiple_of", multiple_of, "a positive int")
+  size = load_vocabulary(path).vocab_size
+  return -(-size // multiple_of) * multiple_of
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class JsonlCorpus:
@@ -247,6 +423,14 @@ class JsonlCorpus:
       `validated.default_cache_dir()`).
     mixture_rates: the shares of P_anchored_sft_mixture (registered when the corpus has
       both documents and SFT examples).
+    eval_prompts: file pattern(s) of held-out prompts, JSONL `{"prompt", "id"}` (id
+      optional), registered as P_eval_prompts; an SFT record whose prompt (`sft_prompt`)
+      is one of them exactly is left out of the SFT tasks and the mixture, so the prompts
+      are unseen in training.
+    num_eval_prompts: without `eval_prompts`, hold this many distinct prompts out of the
+      SFT files (`hold_out_sft_prompts`: by hash, deterministic) as P_eval_prompts, and
+      leave every SFT record with one of them out of the SFT tasks; at most half the
+      distinct prompts. 0: none held out, no P_eval_prompts (unless `eval_prompts`).
   """
   name: str
   vocabulary_path: str
@@ -263,8 +447,20 @@ class JsonlCorpus:
   # Built with the corpus, so `AnchoredMixtureRates.X` bindings apply (and are checked) at
   # start-up, and are fixed from then on.
   mixture_rates: AnchoredMixtureRates = dataclasses.field(default_factory=AnchoredMixtureRates)
+  eval_prompts: Optional[str | Sequence[str]] = None
+  num_eval_prompts: int = 0
 
   def __post_init__(self):
+    require(is_count(self.num_eval_prompts, 0), "JsonlCorpus.num_eval_prompts",
+            self.num_eval_prompts, "an int >= 0")
+    if self.eval_prompts is not None:
+      require(bool(self.eval_prompts) and (isinstance(self.eval_prompts, str) or all(
+          isinstance(p, str) and p for p in self.eval_prompts)), "JsonlCorpus.eval_prompts",
+              self.eval_prompts, "None or file pattern(s) of JSONL prompts")
+    elif self.num_eval_prompts and not self.sft:
+      raise SettingError(f"JsonlCorpus.num_eval_prompts={self.num_eval_prompts} holds prompts "
+                         "out of the SFT files, and the corpus has none (sft): give "
+                         "eval_prompts (EVAL_PROMPTS) instead")
     if self.sft_format not in ("pairs", "messages"):
       raise SettingError(f"JsonlCorpus.sft_format={self.sft_format!r}; expected 'pairs' or "
                          "'messages'")
@@ -284,20 +480,60 @@ class JsonlCorpus:
       names += register_document_tasks(
           self.name, source(self.documents, validated.Documents(fmt, self.document_fields)),
           vocabulary, self.template)
+    held_out = self._held_out() if self.eval_prompts or self.num_eval_prompts else None
     if self.sft:
       chat = self.sft_format == "messages"
       jinja = load_chat_template(self.chat_template_path) if self.chat_template_path else None
-      convert = lambda anchored: (
-          validated.ChatExamples(self.template, self.messages_field, jinja, anchored=anchored)
-          if chat else validated.SftExamples(fmt, self.sft_fields, anchored=anchored))
+
+      def convert(anchored):
+        if not chat:
+          return validated.SftExamples(fmt, self.sft_fields, anchored=anchored)
+        examples = validated.ChatExamples(self.template, self.messages_field, jinja,
+                                          anchored=anchored)
+        return _WithPrompt(examples, self.messages_field) if held_out else examples
+      keep = None
+      if held_out:  # Leaves out the records whose prompt is held out.
+        key = HELD_OUT_KEY if chat else "prompt"
+
+        def keep(ex):
+          with tf.init_scope():  # Traced by tf.data; the files are read eagerly.
+            prompts = sorted({p for _, p in held_out()})
+          prompts = tf.constant(prompts, tf.string)
+          return tf.logical_not(tf.reduce_any(tf.equal(ex[key], prompts)))
+      sft_source = lambda anchored: validated.file_source(
+          list(self.sft), self.sft.__getitem__, convert(anchored), on_error=self.on_error,
+          cache_dir=self.cache_dir, keep=keep)
       # Two validations of the same files, each cached under its own key and run only when
       # a task reading it builds its dataset.
-      names += register_sft_tasks(self.name, source(self.sft, convert(True)), vocabulary,
+      names += register_sft_tasks(self.name, sft_source(True), vocabulary,
                                   self.template, chat=chat, append_eos=jinja is None,
-                                  standard_source=source(self.sft, convert(False)))
+                                  standard_source=sft_source(False))
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name, self.mixture_rates))
+    if held_out:
+      names.append(register_eval_prompts(self.name, held_out, vocabulary, self.template))
     return names
+
+  def _held_out(self) -> Callable[[], list[tuple[str, str]]]:
+    """() -> the held-out (id, prompt) pairs: `eval_prompts`' or those held out of the SFT
+    files; read when first called (a dataset is built), then kept."""
+    found = []
+
+    def held_out():
+      if not found:
+        if self.eval_prompts:
+          found.append(read_eval_prompts(self.eval_prompts))
+        else:
+          files = [f for patterns in self.sft.values()
+                   for f in ([patterns] if isinstance(patterns, str) else patterns)]
+          prompts = sources.read_examples(
+              files, lambda record, where: {"prompt": sft_prompt(
+                  record, where, self.sft_format, self.sft_fields, self.messages_field)},
+              self.on_error)
+          found.append(hold_out_sft_prompts([ex["prompt"] for ex in prompts],
+                                            self.num_eval_prompts))
+      return found[0]
+    return held_out
 
 
 class Corpus(Protocol):
