@@ -14,8 +14,11 @@ RUN_ENV := JAX_PLATFORMS=cpu
 # tokens/s on this CPU (benchmarks/README.md). Used for the demo and benchmarks.
 FAST_CPU := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce
 # Two workers: the suite is bound by imports and XLA compiles, which overlap well. One
-# module to a worker, so that a module-scoped fixture (a trained model, a demo run) runs once.
-PYTEST_ARGS ?= -n 2 --dist loadscope
+# module to a worker, so that a module-scoped fixture (a trained model, a demo run) runs once,
+# in collection order (--no-loadscope-reorder: xdist's default hands out the modules with
+# the most tests first, which left the few-test modules that take minutes to the end, one
+# worker running them alone; tests/conftest.py collects those first).
+PYTEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
 
 .PHONY: venv test test-all demo experiments bench clean
 

@@ -15,10 +15,10 @@ os.environ["XLA_FLAGS"] = " ".join(_flags)
 
 # The modules that take minutes (their tests start `annotanchor` processes that train,
 # sample and evaluate), longest first: `pytest -n 2 --dist loadscope --durations=60` of the
-# default suite, 2026-12-07. xdist hands modules to its workers in collection order, so
-# collected last, one of these kept one worker busy for minutes after the other had run
-# out of work (the suite sat at 93-99% for 7 of its 23.5 minutes). Collected first, the
-# short modules fill in around them.
+# default suite, 2026-12-07. With --no-loadscope-reorder (Makefile) xdist hands modules to
+# its workers in collection order; handed out last, one of these kept one worker busy for
+# minutes after the other had run out of work (the suite sat at 91-99% for 7 of its 23.5
+# minutes). Handed out first, the short modules fill in around them.
 LONGEST_MODULES = (
     "tests/test_demo.py",
     "tests/test_user_corpus_demo.py",
