@@ -54,12 +54,8 @@ def train(config: TrainConfig) -> loop.TrainResult:
     return batches
 
   return loop.train_loop(
-      model=model, optimizer=tx, schedule=schedule, mesh=device_mesh, dataset_fn=data_from,
-      model_dir=config.model_dir, train_steps=config.train_steps, batch_size=data.batch_size,
-      microbatches=config.step.microbatches, nan_policy=config.step.nan_policy,
-      seed=config.seed, initial_checkpoint_path=config.checkpoint.initial_checkpoint_path,
-      checkpoint_every=config.checkpoint.every, keep_checkpoints=config.checkpoint.keep,
-      log_every=config.log_every, peak_flops=config.peak_flops,
+      config, model=model, optimizer=tx, schedule=schedule, mesh=device_mesh,
+      dataset_fn=data_from,
       metadata=run_metadata(config.model, data.mixture_or_task_name, config.model_dir,
                             copy_vocabulary=jax.process_index() == 0))
 

@@ -16,6 +16,7 @@ from annotanchor.training import checkpoints, multihost, step as step_lib
 from annotanchor.training import train_state
 from annotanchor.training.flops import peak_flops_per_device
 from annotanchor.training.metrics import MetricsWriter
+from annotanchor.training.run_config import TrainConfig
 
 # start_step -> iterator over this process's batches, beginning at that step.
 DatasetFn = Callable[[int], Iterator[Mapping[str, np.ndarray]]]
@@ -56,29 +57,34 @@ class _SigtermFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn: DatasetFn,
-               model_dir: str, train_steps: int, batch_size: int,
-               microbatches: int = 1, nan_policy: str = "skip", seed: int = 0,
-               initial_checkpoint_path: str | None = None, checkpoint_every: int = 1000,
-               keep_checkpoints: int = 3, async_checkpoints: bool = True, log_every: int = 10,
-               peak_flops: float | None = None, progress_bar: bool | None = None,
-               metadata: Mapping | None = None) -> TrainResult:
-  """Trains `model` to `train_steps`, resuming from MODEL_DIR/checkpoints when present.
+def train_loop(config: TrainConfig, *, model: DecoderOnlyModel, optimizer, schedule, mesh,
+               dataset_fn: DatasetFn, metadata: Mapping | None = None,
+               async_checkpoints: bool = True, progress_bar: bool | None = None) -> TrainResult:
+  """Trains `model` to `config.train_steps`, resuming from MODEL_DIR/checkpoints when present.
+
+  The loop reads the run's settings from `config` where it uses them (run directory, steps,
+  batch, step, checkpoint cadence, seed, logging); what is built from them (the model, the
+  optimizer and its schedule, the mesh, the data) comes in as arguments, so a test can hand
+  in its own devices or batches.
 
   The data stream is resumed at the restored step (dataset_fn(start_step)), so an
   interrupted and resumed run ends with the same parameters as an uninterrupted one.
   `metadata` is written into every checkpoint (see `checkpoints.Checkpointer`).
   """
+  model_dir, train_steps = config.model_dir, config.train_steps
+  batch_size = config.data.batch_size
   step_fn, abstract, shardings = step_lib.sharded_train_step(
-      model, optimizer, schedule, mesh, batch_size=batch_size, microbatches=microbatches,
-      nan_policy=nan_policy)
-  ckpt = checkpoints.Checkpointer(model_dir, save_every=checkpoint_every, keep=keep_checkpoints,
-                                  async_save=async_checkpoints, metadata=metadata)
+      model, optimizer, schedule, mesh, batch_size=batch_size,
+      microbatches=config.step.microbatches, nan_policy=config.step.nan_policy)
+  ckpt = checkpoints.Checkpointer(model_dir, save_every=config.checkpoint.every,
+                                  keep=config.checkpoint.keep, async_save=async_checkpoints,
+                                  metadata=metadata)
   state = ckpt.restore_latest(abstract)
   if state is not None:
     logging.info("Resuming from %s/%d", ckpt.directory, int(state.step))
   else:
-    state = train_state.init_state(model, optimizer, jax.random.PRNGKey(seed), shardings)
+    state = train_state.init_state(model, optimizer, jax.random.PRNGKey(config.seed), shardings)
+    initial_checkpoint_path = config.checkpoint.initial_checkpoint_path
     if initial_checkpoint_path:
       logging.info("Initialising parameters from %s", initial_checkpoint_path)
       state = state.replace(params=checkpoints.restore_params(initial_checkpoint_path,
@@ -90,7 +96,7 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
     ckpt.close()
     return TrainResult(state=state, last_step=start, preempted=False, last_metrics={})
 
-  peak, peak_source = peak_flops_per_device(peak_flops)
+  peak, peak_source = peak_flops_per_device(config.peak_flops)
   logging.info("MFU against %.3g FLOP/s per device (%s)", peak, peak_source)
   writer = MetricsWriter(model_dir, start_step=start, total_steps=train_steps,
                          enabled=jax.process_index() == 0, progress_bar=progress_bar)
@@ -120,7 +126,7 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
           window_start, window_step = time.perf_counter(), step
           writer.start_clock(step)
         ckpt.save(state, step=step)
-        log_now = step % log_every == 0 or step == train_steps
+        log_now = step % config.log_every == 0 or step == train_steps
         if log_now or sigterm.raised:
           host = jax.device_get(pending)
           pending = []
@@ -135,7 +141,7 @@ def train_loop(*, model: DecoderOnlyModel, optimizer, schedule, mesh, dataset_fn
           last["nonfinite_steps"] = float(sum(m["nonfinite"] for m in host))
           writer.write(step, last)
           window_start, window_step = time.perf_counter(), step
-          if bad and nan_policy == "stop":
+          if bad and config.step.nan_policy == "stop":
             raise NonFiniteLossError(
                 f"loss or gradient norm was NaN/Inf at step(s) {bad[:5]}; the last good "
                 f"checkpoint is in {ckpt.directory} (nan_policy='stop')")

@@ -91,10 +91,10 @@ def test_stop_policy_stops_the_loop(tmp_path):
       yield {**b, "decoder_loss_weights": b["decoder_loss_weights"] * (np.nan if i == 3 else 1)}
   tx, schedule = optim.make_optimizer(optim.OptimizerConfig(), 10)
   with pytest.raises(loop.NonFiniteLossError, match=r"step\(s\) \[4\]"):
-    loop.train_loop(model=DecoderOnlyModel(tiny_setup.TINY), optimizer=tx, schedule=schedule,
+    loop.train_loop(tiny_setup.config(str(tmp_path), steps=6, nan_policy="stop", log_every=2),
+                    model=DecoderOnlyModel(tiny_setup.TINY), optimizer=tx, schedule=schedule,
                     mesh=partitioning.make_mesh({"data": 8}), dataset_fn=poisoned,
-                    model_dir=str(tmp_path), train_steps=6, batch_size=8, nan_policy="stop",
-                    log_every=2, progress_bar=False, peak_flops=1e12)
+                    progress_bar=False)
 
 
 def test_activation_constraints_reach_the_lowered_train_step():

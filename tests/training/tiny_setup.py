@@ -9,7 +9,7 @@ import numpy as np
 
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.training import loop, optim, partitioning
+from annotanchor.training import loop, optim, partitioning, run_config
 
 # Every sharded dimension divides 8 and 4, so any test mesh fits.
 TINY = TransformerConfig(vocab_size=64, d_model=32, num_layers=2, num_heads=8, num_kv_heads=4,
@@ -50,15 +50,36 @@ def dataset_fn(process_index: int = 0, process_count: int = 1, batch: int = BATC
   return batches
 
 
-def run(model_dir: str, mesh_degrees, *, steps: int = 3, microbatches: int = 1,
-        process_index: int = 0, process_count: int = 1, devices=None, **kwargs):
-  """Trains TINY for `steps` on the deterministic batches, logging every step."""
+def config(model_dir: str, *, steps: int = 3, microbatches: int = 1, nan_policy: str = "skip",
+           log_every: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
+           initial_checkpoint_path: str | None = None) -> run_config.TrainConfig:
+  """The TrainConfig of a TINY run on these batches (its task name is never looked up).
+
+  `steps=0`, which TrainConfig refuses from a user (a run that trains nothing), is set after
+  validation: the tests use it to see the state a run starts from (restored or initial).
+  """
+  config = run_config.TrainConfig(
+      model_dir=model_dir, train_steps=max(steps, 1), model=TINY,
+      data=run_config.DataConfig(mixture_or_task_name="tiny_setup.packed_batch",
+                                 task_feature_lengths={"targets": LENGTH}, batch_size=BATCH),
+      step=run_config.StepConfig(microbatches=microbatches, nan_policy=nan_policy),
+      checkpoint=run_config.CheckpointConfig(every=checkpoint_every, keep=keep_checkpoints,
+                                             initial_checkpoint_path=initial_checkpoint_path),
+      log_every=log_every, peak_flops=1e12)
+  if steps == 0:
+    object.__setattr__(config, "train_steps", 0)  # Frozen dataclass: set past validation.
+  return config
+
+
+def run(model_dir: str, mesh_degrees, *, steps: int = 3, process_index: int = 0,
+        process_count: int = 1, devices=None, **settings):
+  """Trains TINY for `steps` on the deterministic batches, logging every step; `settings`
+  are `config`'s."""
   tx, schedule = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-2, warmup_steps=1), 10)
   return loop.train_loop(
-      model=DecoderOnlyModel(TINY), optimizer=tx, schedule=schedule,
-      mesh=partitioning.make_mesh(mesh_degrees, devices), model_dir=model_dir,
-      dataset_fn=dataset_fn(process_index, process_count), train_steps=steps, batch_size=BATCH,
-      microbatches=microbatches, log_every=1, progress_bar=False, peak_flops=1e12, **kwargs)
+      config(model_dir, steps=steps, **settings), model=DecoderOnlyModel(TINY), optimizer=tx,
+      schedule=schedule, mesh=partitioning.make_mesh(mesh_degrees, devices),
+      dataset_fn=dataset_fn(process_index, process_count), progress_bar=False)
 
 
 def logged_losses(model_dir: str) -> list[float]:
