@@ -150,3 +150,72 @@ class WeightedLMFeatureConverter(seqio.FeatureConverter):
     length = task_feature_lengths["targets"]
     names = list(self.MODEL_FEATURES) + (list(self.PACKING_FEATURE_DTYPES) if self.pack else [])
     return {name: length for name in names}
+
+
+# The two rows of a preference pair; their features are prefixed by the side.
+PAIR_SIDES = ("chosen", "rejected")
+
+
+@gin.configurable
+class PreferenceFeatureConverter(WeightedLMFeatureConverter):
+  """Preference pairs: each side's `decoder_*` features, prefixed by the side, unpacked.
+
+  Input examples hold `chosen_targets`, `rejected_targets` (int32, EOS appended) and their
+  `*_targets_loss_weights`; each side becomes the features `WeightedLMFeatureConverter`
+  gives one unpacked row, so row i of the chosen features and row i of the rejected ones
+  are one pair. Pairs are never packed: a pair's two rows must stay side by side, and
+  rows of one length keep both sides' log-probabilities summed over the same positions.
+
+  Example (task_feature_lengths {"targets": 6}; prompt weight 0, answer and EOS 1):
+
+    ds = [{"chosen_targets": [7, 8, 3, 9, 1], "chosen_targets_loss_weights": [0, 0, 1, 1, 1],
+           "rejected_targets": [7, 8, 4, 1], "rejected_targets_loss_weights": [0, 0, 1, 1]}]
+
+    converted_ds = [{
+       "chosen_decoder_target_tokens": [7, 8, 3, 9, 1, 0],
+        "chosen_decoder_input_tokens": [0, 7, 8, 3, 9, 1],
+        "chosen_decoder_loss_weights": [0, 0, 1, 1, 1, 0],
+     "rejected_decoder_target_tokens": [7, 8, 4, 1, 0, 0],
+      "rejected_decoder_input_tokens": [0, 7, 8, 4, 1, 0],
+      "rejected_decoder_loss_weights": [0, 0, 1, 1, 0, 0]}]
+
+  A side longer than the row is cut at its length (its weights with it); a pair in which
+  either answer starts past the row (a prompt at least as long as the row) has nothing to
+  compare and is left out.
+  """
+
+  TASK_FEATURES = {f"{side}_targets": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32)
+                   for side in PAIR_SIDES}
+  MODEL_FEATURES = {f"{side}_{name}": spec for side in PAIR_SIDES
+                    for name, spec in WeightedLMFeatureConverter.MODEL_FEATURES.items()}
+  PACKING_FEATURE_DTYPES = {}
+
+  def __init__(self, pack: bool = False, *, bos_id: int = 0, pad_id: int = 0, **kwargs):
+    if pack:
+      raise ValueError("preference pairs are not packed (PreferenceFeatureConverter(pack=False))")
+    super().__init__(pack=False, bos_id=bos_id, pad_id=pad_id, **kwargs)
+
+  def _convert_features(self, ds: tf.data.Dataset,
+                        task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+    weights = {side: f"{side}_{LOSS_WEIGHTS}" for side in PAIR_SIDES}
+    for side, name in weights.items():
+      spec = ds.element_spec.get(name)
+      if spec is None or spec.dtype != tf.float32 or spec.shape.rank != 1:
+        raise ValueError(f"Feature '{name}' must be a rank-1 float32 tensor, got {spec}.")
+    lengths = {}
+    for side in PAIR_SIDES:
+      lengths[f"{side}_targets"] = lengths[weights[side]] = task_feature_lengths[f"{side}_targets"]
+    ds = ds.map(lambda ex: {k: _encode_tokens(ex[k]) if k.endswith("_targets") else ex[k]
+                            for k in lengths}, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = seqio.utils.trim_and_pad_dataset(ds, lengths)
+
+    def convert(ex):
+      return {f"{side}_{k}": v for side in PAIR_SIDES for k, v in self._convert_example(
+          {"targets": ex[f"{side}_targets"], LOSS_WEIGHTS: ex[weights[side]]}).items()}
+    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.filter(lambda ex: tf.reduce_all(
+        [tf.reduce_any(ex[f"{side}_decoder_loss_weights"] > 0) for side in PAIR_SIDES]))
+
+  def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]) -> dict[str, int]:
+    return {f"{side}_{name}": task_feature_lengths[f"{side}_targets"]
+            for side in PAIR_SIDES for name in WeightedLMFeatureConverter.MODEL_FEATURES}

@@ -6,8 +6,10 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from annotanchor.data.feature_converter import WeightedLMFeatureConverter
+from annotanchor.data.feature_converter import (PAIR_SIDES, PreferenceFeatureConverter,
+                                                WeightedLMFeatureConverter)
 from annotanchor.data.ids import decoder_start_id
+from annotanchor.data.preference_sequences import is_preference_task
 from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.errors import SettingError
 
@@ -20,6 +22,12 @@ def converter_for(vocabulary: seqio.Vocabulary, pack: bool) -> WeightedLMFeature
   """The feature converter of a vocabulary: its pad id, and the id decoding starts from."""
   return WeightedLMFeatureConverter(pack=pack, bos_id=decoder_start_id(vocabulary),
                                     pad_id=vocabulary.pad_id)
+
+
+def task_vocabulary(task: seqio.Task | seqio.Mixture) -> seqio.Vocabulary:
+  """The vocabulary of a task's token features (`targets`, or a preference pair's sides)."""
+  return task.output_features[
+      "chosen_targets" if is_preference_task(task) else "targets"].vocabulary
 
 
 @gin.configurable
@@ -60,6 +68,10 @@ def get_dataset(mixture_or_task_name: str,
     repeat: repeat the data indefinitely; otherwise stop after one epoch (the
       last incomplete batch is dropped).
 
+  A preference task (`preference_corpus.py`) yields pairs, unpacked, each side's features
+  prefixed by it (`PreferenceFeatureConverter`); `task_feature_lengths["targets"]` is the
+  length of each side's row.
+
   Returns:
     An iterator of dicts of `[batch_size // num_shards, length]` arrays.
 
@@ -75,11 +87,21 @@ def get_dataset(mixture_or_task_name: str,
   if start_step < 0:
     raise SettingError(f"start_step must be >= 0, got {start_step}.")
   register_configured_corpora()
-  vocabulary = mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
+  task = mixture_or_task(mixture_or_task_name)
+  vocabulary = task_vocabulary(task)
+  lengths = dict(task_feature_lengths)
+  if is_preference_task(task):
+    if pack:
+      raise SettingError(f"{mixture_or_task_name!r} yields preference pairs, which are not "
+                         "packed: set DataConfig.pack=False (gin/runs/dpo.gin does)")
+    feature_converter = feature_converter or PreferenceFeatureConverter(
+        bos_id=decoder_start_id(vocabulary), pad_id=vocabulary.pad_id)
+    # Each side of a pair is one row of TASK_FEATURE_LENGTHS["targets"] tokens.
+    lengths = {f"{side}_targets": lengths["targets"] for side in PAIR_SIDES}
   converter = feature_converter or converter_for(vocabulary, pack)
   ds = seqio.get_dataset(
       mixture_or_task_name,
-      task_feature_lengths=dict(task_feature_lengths),
+      task_feature_lengths=lengths,
       feature_converter=converter,
       dataset_split=split,
       shuffle=shuffle,

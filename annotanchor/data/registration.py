@@ -111,6 +111,12 @@ def task_template(mixture_or_task_name: str) -> PromptTemplate:
   return templates.pop()
 
 
+def record_task_template(task_name: str, template: PromptTemplate) -> None:
+  """Records the template of a task registered outside this module (the preference
+  tasks, `preference_corpus.py`), for `task_template`."""
+  _TEMPLATES[task_name] = template
+
+
 def _add(name: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
          preprocessor: Callable, shuffle_buffer_size: int, template: PromptTemplate) -> str:
   if name in seqio.TaskRegistry.names():
