@@ -29,12 +29,12 @@ import seqio
 import tqdm
 
 from annotanchor import gin_utils
+from annotanchor.atomic_files import write_atomic
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.choice_scoring import ContinuationScorer
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.errors import SettingError, UserError, is_count
 from annotanchor.evaluation import capability as capability_lib
-from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.model.config import TransformerConfig
 
 SCORES_FILE = "capability_scores.jsonl"

@@ -30,8 +30,8 @@ from typing import Any, Sequence
 import gin
 
 from annotanchor import gin_utils, train as train_lib
+from annotanchor.atomic_files import write_atomic
 from annotanchor.errors import UserError
-from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.hardware import GIB
 from annotanchor.tpu import aot, report
 from annotanchor.tpu.chips import parse_topology

@@ -58,7 +58,7 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.errors import SettingError, UserError, is_count, require
-from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.atomic_files import write_atomic
 
 STEP_RECORD = "demo_step.json"
 

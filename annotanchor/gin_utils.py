@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import gin
 
+from annotanchor.atomic_files import write_atomic
 from annotanchor.errors import UserError
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -371,14 +372,8 @@ def bound_model_fields(model_config: Any | None) -> dict[str, Any]:
 
 def write_operative_config(model_dir: str) -> str:
   """Writes gin's operative config (every binding actually used) to MODEL_DIR/config.gin."""
-  import tensorflow as tf  # tf.io.gfile reaches GCS paths on pods.
-
-  tf.io.gfile.makedirs(model_dir)
   path = os.path.join(model_dir, "config.gin")
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(gin.operative_config_str())
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  write_atomic(path, gin.operative_config_str())  # Also on GCS paths, on pods.
   return path
 
 

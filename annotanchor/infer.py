@@ -28,12 +28,12 @@ import seqio
 import tqdm
 
 from annotanchor import gin_utils
+from annotanchor.atomic_files import write_atomic
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.errors import UserError
-from annotanchor.evaluation.atomic import write_atomic
 from annotanchor.evaluation.samples import (Sample, SampleFileError, decoding_record,
                                             write_samples)
 from annotanchor.model.config import TransformerConfig

@@ -22,9 +22,9 @@ from typing import Mapping, Sequence
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.atomic_files import write_atomic
 from annotanchor.evaluation import plots
 from annotanchor.evaluation import scale as scale_lib
-from annotanchor.evaluation.atomic import write_atomic
 
 
 def _read_report(size: str, path: str) -> dict:

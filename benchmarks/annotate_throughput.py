@@ -171,7 +171,7 @@ def main(argv=None) -> int:
   output = args.output or (None if args.quick else os.path.join(REPO, "benchmarks", "results",
                                                                 "annotate_throughput.json"))
   if output:
-    from annotanchor.evaluation.atomic import write_atomic
+    from annotanchor.atomic_files import write_atomic
     write_atomic(output, text + "\n")
   return 0
 

@@ -14,8 +14,8 @@ import os
 import platform
 import time
 
+from annotanchor.atomic_files import write_atomic
 from annotanchor.data import pipeline
-from annotanchor.evaluation.atomic import write_atomic
 from tasks.storyworld import Storyworld
 
 NAMES = ("storyworld_pretrain", "storyworld_anchored_sft_mixture")

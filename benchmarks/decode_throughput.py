@@ -181,7 +181,7 @@ def main(argv=None) -> int:
   output = args.output or (None if args.quick else os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "results", "decode_throughput.json"))
   if output:
-    from annotanchor.evaluation.atomic import write_atomic
+    from annotanchor.atomic_files import write_atomic
     write_atomic(output, text + "\n")
   return 0
 

@@ -294,7 +294,7 @@ def main(argv=None) -> dict:
   text = json.dumps(report, indent=2)
   print(text)
   if args.output:
-    from annotanchor.evaluation.atomic import write_atomic
+    from annotanchor.atomic_files import write_atomic
     write_atomic(args.output, text + "\n")
   return report
 

@@ -7,8 +7,8 @@ In OUTPUT_DIR, shard j of a JSONL run is
   annotated-0000j.jsonl.done    its marker: the shard's ShardStats as JSON
   failures-0000j.jsonl          its failed chunks and bad records, one JSON object a line
 
-Each file is written to a temporary name, then renamed (tf.io.gfile: local disks and object
-stores); the marker comes last. A shard with a marker is finished; one without is redone
+Each file is written atomically (`annotanchor.atomic_files`: local disks and object stores);
+the marker comes last. A shard with a marker is finished; one without is redone
 from scratch, so a killed run loses no document and writes none twice. `annotate_run.json`
 records the inputs and layout, and a rerun with other ones is refused.
 
@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import uuid
 from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
 from annotanchor.annotation.summary import ShardStats
+from annotanchor.atomic_files import write_atomic, write_with
 from annotanchor.errors import SettingError, UserError
 
 FORMATS = {"jsonl": "jsonl", "tfrecord": "tfrecord"}
@@ -35,25 +35,6 @@ MANIFEST = "annotate_run.json"
 
 class ShardError(UserError, ValueError):
   """The output directory holds another run's shards."""
-
-
-def write_file_atomic(path: str, write: Any) -> None:
-  """Calls `write(tmp_path)`, then renames tmp_path to `path` (any tf.io.gfile path)."""
-  folder, name = os.path.split(path)
-  tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-  try:
-    write(tmp)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-  finally:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
-
-
-def _write_text(path: str, text: str) -> None:
-  def write(tmp):
-    with tf.io.gfile.GFile(tmp, "w") as f:
-      f.write(text)
-  write_file_atomic(path, write)
 
 
 def _example(record: Mapping[str, Any]) -> bytes:
@@ -122,17 +103,17 @@ class ShardLayout:
       for stale in tf.io.gfile.glob(os.path.join(folder, f".{name}.*.tmp")):
         tf.io.gfile.remove(stale)
     if self.output_format == "jsonl":
-      _write_text(self.path(shard),
-                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+      write_atomic(self.path(shard),
+                   "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     else:
       def write(tmp):
         with tf.io.TFRecordWriter(tmp) as writer:
           for r in records:
             writer.write(_example(r))
-      write_file_atomic(self.path(shard), write)
-    _write_text(self.failures(shard),
-                "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
-    _write_text(self.marker(shard), json.dumps(stats.to_json(), sort_keys=True))
+      write_with(self.path(shard), write)
+    write_atomic(self.failures(shard),
+                 "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures))
+    write_atomic(self.marker(shard), json.dumps(stats.to_json(), sort_keys=True))
 
   def check_manifest(self, run: Mapping[str, Any]) -> None:
     """Writes the run manifest, or checks that an existing one matches `run`.
@@ -152,9 +133,9 @@ class ShardLayout:
                          "OUTPUT_DIR or delete it")
       return
     tf.io.gfile.makedirs(self.output_dir)
-    _write_text(path, json.dumps(run, indent=1, sort_keys=True))
+    write_atomic(path, json.dumps(run, indent=1, sort_keys=True))
 
   def write_summary(self, name: str, summary: Mapping[str, Any]) -> str:
     path = os.path.join(self.output_dir, name)
-    _write_text(path, json.dumps(summary, indent=1))
+    write_atomic(path, json.dumps(summary, indent=1))
     return path

@@ -25,12 +25,12 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from typing import Callable, ClassVar, Mapping, Optional, Sequence
 
 import seqio
 import tensorflow as tf
 
+from annotanchor.atomic_files import write_json_atomic, write_with
 from annotanchor.data import annotations as ann_lib
 from annotanchor.data import sources
 from annotanchor.data.chat_template import ChatTemplate
@@ -138,13 +138,6 @@ def _to_example(example: Mapping[str, str | Sequence[str]]) -> bytes:
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _write_json(path: str, value: dict) -> None:
-  tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    json.dump(value, f)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def validated_file(path: str, convert: Converter, *, on_error: str = "raise",
                    cache_dir: Optional[str] = None) -> tuple[str, dict[str, int]]:
   """The TFRecord of `path`'s validated examples, written on first use.
@@ -171,21 +164,17 @@ def validated_file(path: str, convert: Converter, *, on_error: str = "raise",
       logging.warning("%s: skipped %d bad records, kept %d (validated earlier: %s).", path,
                       counts["skipped"], counts["kept"], output)
   else:
-    tf.io.gfile.makedirs(directory)
     report = sources.SkipReport()
-    tmp = f"{output}.tmp-{uuid.uuid4().hex}"
-    try:
+
+    def write(tmp):
       with tf.io.TFRecordWriter(tmp) as writer:
         for example in sources.read_examples([path], convert, on_error, report):
           writer.write(_to_example({k: example[k] for k in convert.signature}))
-      counts = {"kept": report.read[path], "skipped": report.skipped[path]}
-      if not counts["kept"]:
-        raise sources.SourceError(f"{path}: no valid record ({counts['skipped']} skipped).")
-      tf.io.gfile.rename(tmp, output, overwrite=True)
-    finally:
-      if tf.io.gfile.exists(tmp):
-        tf.io.gfile.remove(tmp)
-    _write_json(counts_path, counts)
+      if not report.read[path]:
+        raise sources.SourceError(f"{path}: no valid record ({report.skipped[path]} skipped).")
+    write_with(output, write)
+    counts = {"kept": report.read[path], "skipped": report.skipped[path]}
+    write_json_atomic(counts_path, counts)
   return output, counts
 
 

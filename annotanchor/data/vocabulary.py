@@ -25,6 +25,7 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 import tensorflow as tf
 
+from annotanchor.atomic_files import write_atomic
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
 
@@ -61,12 +62,7 @@ def train_sentencepiece(texts: Iterable[str], output_path: str, vocab_size: int 
       remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
       split_digits=True, byte_fallback=True, hard_vocab_limit=False,
       character_coverage=1.0, max_sentence_length=1 << 16, minloglevel=2)
-  directory = os.path.dirname(output_path) or "."
-  tf.io.gfile.makedirs(directory)
-  temporary = f"{output_path}.tmp{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "wb") as f:
-    f.write(model.getvalue())
-  tf.io.gfile.rename(temporary, output_path, overwrite=True)
+  write_atomic(output_path, model.getvalue())
   return output_path
 
 

@@ -3,7 +3,7 @@ import io
 import os
 from typing import List
 
-from annotanchor.evaluation.atomic import write_atomic
+from annotanchor.atomic_files import write_atomic
 from annotanchor.evaluation.report import metric_title
 
 

@@ -31,8 +31,8 @@ report.md opens with the caveats ("Read with care", when there are any), then th
 import json
 from typing import List, Optional
 
+from annotanchor.atomic_files import write_atomic
 from annotanchor.evaluation import caveats as caveats_mod
-from annotanchor.evaluation.atomic import write_atomic
 
 METRIC_TITLES = {
     "semantic_entropy": "semantic entropy (bits)",

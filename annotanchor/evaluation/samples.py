@@ -17,9 +17,9 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from annotanchor.atomic_files import write_atomic
 from annotanchor.data.annotations import AnnotationError, AnnotationFormat
 from annotanchor.errors import UserError
-from annotanchor.evaluation.atomic import write_atomic
 
 DECODING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens", "mode", "seed")
 FORMAT_KEY = "annotation_format"

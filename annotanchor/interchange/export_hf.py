@@ -45,6 +45,7 @@ import jax
 import numpy as np
 import seqio
 
+from annotanchor.atomic_files import write_with
 from annotanchor.data import ids as ids_lib, vocabulary as vocabulary_lib
 from annotanchor.data.hf_vocabulary import _PROBE, HuggingFaceVocabulary
 from annotanchor.errors import SettingError
@@ -326,8 +327,8 @@ def _export(checkpoint_path: str, hf_dir: str, *, config, family: str, mesh, dty
     for _ in tensors():  # Takes part in the gathers of a pod.
       pass
     return hf_config
-  stage = f"{hf_dir}.tmp-{os.getpid()}"
-  try:
+
+  def write(stage):
     os.makedirs(stage)
     safetensors_io.write_file(
         os.path.join(stage, safetensors_io.SINGLE_FILE),
@@ -341,10 +342,6 @@ def _export(checkpoint_path: str, hf_dir: str, *, config, family: str, mesh, dty
         json.dump({k: hf_config[k] for k in TOKEN_IDS}, f, indent=2)
     for name in sorted(os.listdir(tokenizer_stage)):
       shutil.copyfile(os.path.join(tokenizer_stage, name), os.path.join(stage, name))
-    if os.path.exists(hf_dir):
-      os.rmdir(hf_dir)  # Empty (checked above).
-    os.replace(stage, hf_dir)
-  finally:
-    shutil.rmtree(stage, ignore_errors=True)
+  write_with(hf_dir, write)  # Replaces an empty hf_dir (checked above).
   log(f"wrote {hf_dir}")
   return hf_config

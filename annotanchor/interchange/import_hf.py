@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
+from annotanchor import atomic_files
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import UserError
 from annotanchor.interchange import families, names, safetensors_io
@@ -260,7 +261,7 @@ def import_checkpoint(hf_dir: str, model_dir: str, *, mesh, max_len: int | None 
         f.write(model_gin(config, hf_dir))
       for item in ("checkpoints", "model.gin", TOKENIZER_DIR, SOURCE_DIR, "vocabulary"):
         if os.path.exists(os.path.join(stage, item)):
-          os.replace(os.path.join(stage, item), os.path.join(model_dir, item))
+          atomic_files.publish(os.path.join(stage, item), os.path.join(model_dir, item))
   finally:
     if primary:
       shutil.rmtree(stage, ignore_errors=True)

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 import ml_dtypes
 import numpy as np
 
+from annotanchor.atomic_files import write_with
 from annotanchor.errors import UserError
 
 SINGLE_FILE = "model.safetensors"
@@ -132,7 +133,7 @@ def write_file(path: str, specs: Iterable[tuple[str, tuple[int, ...], np.dtype]]
   """Writes a .safetensors file tensor by tensor: the header from `specs`, then each array
   of `tensors` (in the same order, same shapes and dtypes) as it comes.
 
-  Written to `path`.tmp and renamed, so a failure leaves no partial `path`.
+  Written atomically (`atomic_files.write_with`), so a failure leaves no partial `path`.
   """
   specs = list(specs)
   header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
@@ -144,13 +145,15 @@ def write_file(path: str, specs: Iterable[tuple[str, tuple[int, ...], np.dtype]]
     offset += size
   blob = json.dumps(header, separators=(",", ":")).encode()
   blob += b" " * (-len(blob) % 8)  # The data starts 8-byte aligned, as the library writes.
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(struct.pack("<Q", len(blob)))
-    f.write(blob)
-    for (name, shape, dtype), (got_name, array) in zip(specs, tensors, strict=True):
-      if got_name != name or tuple(array.shape) != tuple(shape) or array.dtype != np.dtype(dtype):
-        raise ValueError(f"write_file: got {got_name} {array.shape} {array.dtype}, expected "
-                         f"{name} {shape} {dtype}")
-      f.write(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
-  os.replace(tmp, path)
+
+  def write(tmp):
+    with open(tmp, "wb") as f:
+      f.write(struct.pack("<Q", len(blob)))
+      f.write(blob)
+      for (name, shape, dtype), (got_name, array) in zip(specs, tensors, strict=True):
+        if (got_name != name or tuple(array.shape) != tuple(shape)
+            or array.dtype != np.dtype(dtype)):
+          raise ValueError(f"write_file: got {got_name} {array.shape} {array.dtype}, expected "
+                           f"{name} {shape} {dtype}")
+        f.write(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
+  write_with(path, write)

@@ -37,6 +37,7 @@ import orbax.checkpoint as ocp
 import seqio
 import tensorflow as tf
 
+from annotanchor.atomic_files import copy_atomic
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.data.prompts import PromptTemplate
@@ -107,19 +108,16 @@ def _sha256(path: str) -> str:
 
 
 def _copy_once(source: str, target: str) -> None:
-  """Copies a file unless the target exists (temporary name, then rename)."""
+  """Copies a file unless the target exists (atomically: a reader never sees half of it)."""
   if not tf.io.gfile.exists(target):
-    tf.io.gfile.makedirs(os.path.dirname(target))
-    tmp = f"{target}.tmp-{os.getpid()}"
-    tf.io.gfile.copy(source, tmp, overwrite=True)
-    tf.io.gfile.rename(tmp, target, overwrite=True)
+    copy_atomic(source, target)
 
 
 def describe_vocabulary(vocabulary: seqio.Vocabulary, model_dir: str, *,
                         copy: bool = True) -> dict[str, Any]:
   """A JSON description of `vocabulary`; its file(s) are copied into model_dir.
 
-  The copy is named by its content hash and written once (temporary name, then rename);
+  The copy is named by its content hash and written once, atomically;
   `copy=False` describes it without writing (every process but one of a multi-host run).
   A Hugging Face tokenizer's files land in one directory, tokenizer.json last, so a
   directory holding tokenizer.json holds the others too.

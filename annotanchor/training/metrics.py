@@ -10,6 +10,8 @@ from typing import Mapping, Optional
 import tensorflow as tf
 import tqdm
 
+from annotanchor.atomic_files import write_atomic
+
 
 def truncate_jsonl_after(path: str, step: int) -> None:
   """Drops logged steps past `step` (work lost by an interruption), atomically."""
@@ -17,10 +19,7 @@ def truncate_jsonl_after(path: str, step: int) -> None:
     return
   with tf.io.gfile.GFile(path) as f:
     kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write("".join(kept))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  write_atomic(path, "".join(kept))
 
 
 # The figures shown on the terminal: record key -> label, format.

@@ -8,9 +8,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 
+from annotanchor import atomic_files
 from annotanchor.data.validated import default_cache_dir
 from annotanchor.data.vocabulary import marker_symbols, train_sentencepiece
 from tasks.storyworld import generate
@@ -55,9 +54,9 @@ def corpus_dir(config: generate.StoryworldConfig, vocab_size: int,
   final = os.path.join(cache_dir or default_cache_dir(), "storyworld", digest)
   if os.path.exists(os.path.join(final, "config.json")):
     return final
-  os.makedirs(os.path.dirname(final), exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{digest}-", dir=os.path.dirname(final))
-  try:
+
+  def write(staging):
+    os.makedirs(staging)
     for split in SPLITS:
       _write_jsonl(os.path.join(staging, f"pretrain_{split}.jsonl"),
                    generate.pretraining_documents(config, split))
@@ -66,12 +65,11 @@ def corpus_dir(config: generate.StoryworldConfig, vocab_size: int,
     train_sentencepiece(_vocab_texts(config), os.path.join(staging, "spm.model"),
                         vocab_size, marker_symbols(template))
     _write_jsonl(os.path.join(staging, "config.json"), [settings])
-    os.rename(staging, final)
-  except OSError:
+  try:
+    atomic_files.write_with(final, write)
+  except OSError:  # Another process published the same corpus first.
     if not os.path.exists(os.path.join(final, "config.json")):
       raise
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
   return final
 
 
