@@ -18,7 +18,7 @@ Special ids. The tokenizer's own pad/BOS/EOS tokens are read from `tokenizer_con
 Ids 0 and 1 are ordinary tokens in most such vocabularies; nothing in annotanchor takes
 them for padding or EOS when the vocabulary is this one (`annotanchor.data.ids`).
 
-Markers. The annotation delimiters and prompt markers (`vocabulary.marker_symbols`) either
+Markers. The annotation delimiters and prompt markers (`prompts.marker_symbols`) either
 become added special tokens, one id each after the tokenizer's last (`markers="special"`:
 the vocabulary grows and reports its size, which the model's `vocab_size` must cover), or
 stay plain strings of several tokens each (`markers="plain"`, the default: the ids, and
@@ -49,6 +49,7 @@ import tensorflow as tf
 import tokenizers
 
 from annotanchor.data.chat_template import token_text
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.errors import SettingError
 
 MARKER_MODES = ("plain", "special")
@@ -99,7 +100,7 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
       `special_tokens_map.json`), or the `tokenizer.json` file; any tf.io.gfile path.
     markers: "plain" or "special" (module docstring).
     marker_strings: the strings added in "special" mode; default
-      `vocabulary.marker_symbols` of the standard PromptTemplate().
+      `prompts.marker_symbols` of the standard PromptTemplate().
     pad_token, bos_token, eos_token: override the tokenizer's (token strings).
 
   Raises:
@@ -137,8 +138,6 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
                            if k in ("pad_token", "bos_token", "eos_token") and v})
     if markers == "special":
       if marker_strings is None:
-        from annotanchor.data.prompts import PromptTemplate
-        from annotanchor.data.vocabulary import marker_symbols  # It loads this module.
         marker_strings = marker_symbols(PromptTemplate())
       self.marker_strings = tuple(marker_strings)
       own = self._size()

@@ -88,3 +88,9 @@ class PromptTemplate:
     annotation = stripped[:end + len(fmt.close)]
     tags = annotations.parse_annotation(annotation, fmt, strict=False)
     return Generation(annotation.strip(), tags, stripped[end + len(fmt.close):].strip())
+
+
+def marker_symbols(template: PromptTemplate) -> list[str]:
+  """The delimiters and prompt markers of `template` that must be single tokens."""
+  fmt = template.annotation_format
+  return [fmt.open, fmt.close, template.user_marker, template.assistant_marker]

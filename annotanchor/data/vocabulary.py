@@ -26,14 +26,9 @@ from sentencepiece import sentencepiece_model_pb2
 import tensorflow as tf
 
 from annotanchor.atomic_files import write_atomic
-from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.errors import SettingError
-
-
-def marker_symbols(template: PromptTemplate) -> list[str]:
-  """The delimiters and prompt markers of `template` that must be single tokens."""
-  fmt = template.annotation_format
-  return [fmt.open, fmt.close, template.user_marker, template.assistant_marker]
 
 
 @gin.configurable
@@ -97,7 +92,6 @@ def load_vocabulary(path: str, piecewise_exact: bool = True) -> seqio.Vocabulary
     The vocabulary.
   """
   if is_huggingface(path):
-    from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary  # It imports this module.
     return HuggingFaceVocabulary(path)
   if not tf.io.gfile.exists(path):  # seqio would fail only at the first tokenization.
     raise SettingError(f"vocabulary {path!r}: no such file")

@@ -48,6 +48,7 @@ import seqio
 from annotanchor.atomic_files import write_with
 from annotanchor.data import ids as ids_lib, vocabulary as vocabulary_lib
 from annotanchor.data.hf_vocabulary import _PROBE, HuggingFaceVocabulary
+from annotanchor.data.prompts import marker_symbols
 from annotanchor.errors import SettingError
 from annotanchor.interchange import families, names, safetensors_io
 from annotanchor.interchange.import_hf import (
@@ -278,7 +279,7 @@ def export_checkpoint(checkpoint_path: str, hf_dir: str, *, mesh, dtype: str | N
   try:
     if own is not None:
       note = write_tokenizer(own, tokenizer_stage,
-                             markers=vocabulary_lib.marker_symbols(metadata.template),
+                             markers=marker_symbols(metadata.template),
                              max_len=config.max_len, where=where)
     elif from_source:
       note = f"as found in {tokenizer_dir}"

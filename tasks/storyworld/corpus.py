@@ -11,7 +11,8 @@ import os
 
 from annotanchor import atomic_files
 from annotanchor.data.validated import default_cache_dir
-from annotanchor.data.vocabulary import marker_symbols, train_sentencepiece
+from annotanchor.data.prompts import marker_symbols
+from annotanchor.data.vocabulary import train_sentencepiece
 from tasks.storyworld import generate
 
 # Bump when generated text changes, so old caches are not reused.

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from annotanchor.data import registration, validated, vocabulary
 from annotanchor.data.annotations import AnnotationFormat
-from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.errors import SettingError
 from annotanchor.evaluation.samples import read_samples
 from annotanchor.training import metadata
@@ -75,7 +75,7 @@ def test_train_records_the_corpus_template_and_infer_samples_in_it(tmp_path):
   spm = vocabulary.train_sentencepiece(
       (DOC["text"].split("\n\n") + DOC["annotations"] + [SFT["prompt"]]) * 20,
       str(tmp_path / "spm.model"), vocab_size=300,
-      user_defined_symbols=vocabulary.marker_symbols(BRACKETS))
+      user_defined_symbols=marker_symbols(BRACKETS))
   docs = tmp_path / "docs.jsonl"
   docs.write_text("".join(json.dumps(DOC) + "\n" for _ in range(8)))
   corpus_gin = write_corpus_gin(

@@ -9,12 +9,12 @@ import transformers
 
 from annotanchor.data import vocabulary as vocabulary_lib
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
-from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.data.segments import encode_pieces
 from annotanchor.errors import SettingError
 from tests import hf_tokenizer
 
-MARKERS = vocabulary_lib.marker_symbols(PromptTemplate())
+MARKERS = marker_symbols(PromptTemplate())
 TEXTS = ["the cat sat on the mat.", "", " ", "\n\n", "héllo wörld\n你好 🙂\tend \r\n",
          "<user> Tell a story.\n<assistant> <ann> genre:myth hero:Mira </ann> Once, the cat...",
          "</ann><ann><user><assistant>", "  two  spaces  ", "unseen: ÆØÅ ∑ 𝔸 \u200b é"]

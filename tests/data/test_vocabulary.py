@@ -2,7 +2,7 @@
 import json
 
 from annotanchor.data import vocabulary
-from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.data.segments import encode_pieces
 
 import tensorflow as tf
@@ -19,7 +19,7 @@ def test_cli_trains_a_model_with_markers_as_single_tokens(tmp_path, capsys):
   assert "wrote" in capsys.readouterr().out
   vocab = vocabulary.load_vocabulary(path)
   assert (vocab.pad_id, vocab.eos_id, vocab.unk_id) == (0, 1, 2)
-  for marker in vocabulary.marker_symbols(PromptTemplate()):
+  for marker in marker_symbols(PromptTemplate()):
     assert len(vocab.encode(marker)) == 1
   pieces = ["<user> Tell me.\n<assistant>", "<ann>", " animal:", "fox", " </ann>", " A fox.\n\nZ!"]
   ids = encode_pieces(vocab, tf.constant(pieces)).flat_values.numpy().tolist()

@@ -17,7 +17,7 @@ import seqio
 
 from annotanchor.data import ids, vocabulary
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
-from annotanchor.data.prompts import PromptTemplate
+from annotanchor.data.prompts import PromptTemplate, marker_symbols
 from annotanchor.decoding.model_sampler import DecoderSampler
 from annotanchor.decoding.sampler import SamplingConfig
 from annotanchor.interchange import export_hf
@@ -36,7 +36,7 @@ DOCS = [{"text": "the cat sat on the mat.", "annotations": ["<ann> topic:cat </a
 PROMPTS = ["the cat sat on", "the dog ran"]
 TEXTS = [*hf_tokenizer.TEXTS, "<ann> topic:sea </ann> The waves.\n\n  two  spaces\tand a tab",
          "<user> Tell me a story. <assistant> the cat",
-         *vocabulary.marker_symbols(PromptTemplate())]
+         *marker_symbols(PromptTemplate())]
 IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
@@ -193,7 +193,7 @@ def test_each_hugging_face_tokenizer_kind_is_written_with_its_ids(tmp_path, vari
                                 markers=markers)
   out = str(tmp_path / "out")
   os.makedirs(out)
-  export_hf.write_tokenizer(vocab, out, markers=vocabulary.marker_symbols(PromptTemplate()),
+  export_hf.write_tokenizer(vocab, out, markers=marker_symbols(PromptTemplate()),
                             max_len=64, where="test")
   tokenizer = transformers.AutoTokenizer.from_pretrained(out)
   start = ids.decoder_start_id(vocab)
