@@ -38,6 +38,8 @@ setuptools.setup(
         "safetensors>=0.4",
         # Hugging Face chat templates (tokenizer_config.json's Jinja) for chat SFT sets.
         "jinja2>=3.1",
+        # The lock of JAX's size-bounded persistent compilation cache (compile_cache.py).
+        "filelock>=3.12",
     ],
     extras_require={
         "test": ["pytest>=8.0", "pytest-xdist>=3.5"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from annotanchor import platforms, quiet
+from annotanchor import quiet, startup
 
 # Subcommand -> module with a `main(argv: list[str]) -> int | None`.
 SUBCOMMANDS = {
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
       print(doc)
       return 0
   with quiet.command(args) as args:  # Before any subcommand imports TF or JAX.
-    platforms.choose_platform()
+    startup.before_jax()
     module = importlib.import_module(SUBCOMMANDS[name])
     return module.main(args) or 0
 

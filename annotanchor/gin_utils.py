@@ -388,7 +388,7 @@ def run_module_main(module_name: str) -> None:
   """
   import importlib
 
-  from annotanchor import platforms, quiet
+  from annotanchor import quiet, startup
 
   if quiet.wants_help(sys.argv[1:]):
     doc = quiet.module_docstring(module_name)
@@ -397,7 +397,7 @@ def run_module_main(module_name: str) -> None:
       sys.exit(0)
   with quiet.command(sys.argv[1:]) as argv:
     sys.argv[1:] = argv  # main() reads sys.argv: without --verbose.
-    platforms.choose_platform()  # Before the module imports JAX.
+    startup.before_jax()  # Before the module imports JAX.
     code = importlib.import_module(module_name).main()
   sys.exit(code)
 

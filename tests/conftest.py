@@ -1,6 +1,9 @@
-"""Test-wide set-up: 8 fake CPU devices and fast XLA compiles, set before JAX starts its
-backend (children started with os.environ inherit both)."""
+"""Test-wide set-up: 8 fake CPU devices, fast XLA compiles and one persistent compilation
+cache for the run, set before JAX starts its backend (children started with os.environ
+inherit all three)."""
 import os
+import shutil
+import tempfile
 
 from tests.xla_flags import FAST_COMPILE
 
@@ -11,6 +14,28 @@ _flags += [f for f in FAST_COMPILE if f.split("=")[0] not in {g.split("=")[0] fo
 if not any(f.startswith("--xla_force_host_platform_device_count") for f in _flags):
   _flags.append("--xla_force_host_platform_device_count=8")
 os.environ["XLA_FLAGS"] = " ".join(_flags)
+
+# Most of the suite's time is `annotanchor` processes that compile the same tiny programs
+# again (a tiny `train`: 22 s, of which 8 s compiling). JAX's persistent cache lets every
+# later process, and both xdist workers, load them instead (the same tiny `train`: 13 s).
+# The cache key holds the program, the compile options, XLA_FLAGS and the devices, so a
+# test that changes any of them compiles its own. One directory per run, made by the
+# process that starts pytest (xdist's workers inherit its environment) and removed by it;
+# a cold cache each run, as on a fresh clone. Every compile is cached (minimum compile time
+# 0 s); a size bound turns on JAX's file lock, so that a worker never reads an entry the
+# other is still writing.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="annotanchor-xla-cache-")
+  os.environ["ANNOTANCHOR_TEST_XLA_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
+
+
+def pytest_unconfigure(config):
+  """Removes the run's compilation cache, in the process that made it."""
+  del config
+  if os.environ.get("ANNOTANCHOR_TEST_XLA_CACHE_OWNER") == str(os.getpid()):
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 # The modules that take minutes (their tests start `annotanchor` processes that train,
