@@ -20,11 +20,13 @@ import gin
 
 from annotanchor import gin_utils
 from annotanchor.data import pipeline
+from annotanchor.data.preference_sequences import is_preference_task
 from annotanchor.data.registration import (configured_corpora, mixture_or_task,
                                            register_configured_corpora, task_template)
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.model.preference_model import PreferenceModel
 from annotanchor.training import loop, metadata, multihost, partitioning
 from annotanchor.training.optim import make_optimizer
 from annotanchor.training.run_config import DataConfig, TrainConfig
@@ -38,6 +40,7 @@ def train(config: TrainConfig) -> loop.TrainResult:
   """
   register_configured_corpora()  # The corpora bound in gin exist before the lookup.
   check_vocabulary_fits(config.data.mixture_or_task_name, config.model.vocab_size)
+  check_objective_fits_task(config)
   multihost.maybe_initialize_distributed(initialize=config.distributed)
   import jax  # After distributed initialisation, which must precede backend use.
 
@@ -63,8 +66,14 @@ def train(config: TrainConfig) -> loop.TrainResult:
 def model_and_optimizer(config: TrainConfig):
   """(model, optax transformation, learning-rate schedule) of a run, as `train` builds them."""
   tx, schedule = make_optimizer(config.optimizer, config.train_steps)
-  model = DecoderOnlyModel(config.model, z_loss=config.step.z_loss,
-                           loss_normalization=config.step.loss_normalization)
+  if config.preference is not None:
+    preference = config.preference
+    model = PreferenceModel(config.model, beta=preference.beta,
+                            label_smoothing=preference.label_smoothing,
+                            loss_type=preference.loss_type)
+  else:
+    model = DecoderOnlyModel(config.model, z_loss=config.step.z_loss,
+                             loss_normalization=config.step.loss_normalization)
   return model, tx, schedule
 
 
@@ -73,7 +82,7 @@ def run_metadata(model_config: TransformerConfig, mixture_or_task_name: str, mod
   """What every checkpoint of the run records: the network, the task's vocabulary (its file
   copied into MODEL_DIR when `copy_vocabulary`) and the template the task was registered
   with."""
-  vocabulary = mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
+  vocabulary = pipeline.task_vocabulary(mixture_or_task(mixture_or_task_name))
   return metadata.RunMetadata(
       model_config, metadata.describe_vocabulary(vocabulary, model_dir, copy=copy_vocabulary),
       task_template(mixture_or_task_name)).to_json()
@@ -139,6 +148,19 @@ def check_vocabulary_fits(mixture_or_task_name: str, vocab_size: int) -> None:
           f"the model's vocab_size={vocab_size} is smaller than the {feature.vocabulary.vocab_size}"
           f" ids of {mixture_or_task_name!r} feature {name!r}: set --gin.VOCAB_SIZE to at least "
           f"{feature.vocabulary.vocab_size}")
+
+
+def check_objective_fits_task(config: TrainConfig) -> None:
+  """Refuses preference pairs without a preference objective, and the reverse."""
+  name = config.data.mixture_or_task_name
+  pairs = is_preference_task(mixture_or_task(name))
+  if pairs and config.preference is None:
+    raise SettingError(f"MIXTURE_OR_TASK_NAME={name!r} yields preference pairs: train them "
+                       "with gin/runs/dpo.gin (it binds TrainConfig.preference)")
+  if config.preference is not None and not pairs:
+    raise SettingError(f"MIXTURE_OR_TASK_NAME={name!r} is not a preference task, and "
+                       "TrainConfig.preference trains on pairs: give a P_preference or "
+                       "P_preference_anchored task (data/preference_corpus.py)")
 
 
 def main(argv: list[str] | None = None) -> int:

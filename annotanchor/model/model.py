@@ -53,3 +53,10 @@ class DecoderOnlyModel:
         self.logits(params, batch), batch["decoder_target_tokens"], batch["decoder_loss_weights"],
         batch.get("decoder_segment_ids"), z_loss=self.z_loss,
         normalization=self.loss_normalization)
+
+  def metrics(self, terms) -> dict[str, jax.Array]:
+    """The step's metrics from the summed loss terms (after microbatches are added)."""
+    weight_sum = jnp.maximum(terms["weight_sum"], 1e-9)
+    return {"cross_entropy": terms["cross_entropy_sum"] / weight_sum,
+            "z_loss": terms["z_loss_sum"] / weight_sum,
+            "loss_tokens": terms["weight_sum"]}

@@ -12,6 +12,7 @@ import numpy as np
 
 from annotanchor.errors import UserError
 from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.model.preference_model import PreferenceModel
 from annotanchor.training import checkpoints, multihost, step as step_lib
 from annotanchor.training import train_state
 from annotanchor.training.flops import peak_flops_per_device
@@ -32,6 +33,27 @@ class TrainResult:
   last_step: int
   preempted: bool
   last_metrics: dict[str, float]
+
+
+def _reference_params(config: TrainConfig, model: DecoderOnlyModel, abstract) -> tuple:
+  """The step's frozen arguments: a preference model's reference, else nothing.
+
+  The reference is the initial checkpoint, restored at every start, resumed or not, so a
+  resumed run compares against the same policy. It is restored into buffers of its own,
+  never the policy's: the train state is donated to each step.
+  """
+  if not isinstance(model, PreferenceModel):
+    return ()
+  path = config.checkpoint.initial_checkpoint_path
+  logging.info("Reference policy (frozen): %s", path)
+  return (checkpoints.restore_params(path, abstract.params),)
+
+
+def _row_shape(local: Mapping[str, np.ndarray]) -> tuple[int, int]:
+  """(row length, rows) of a process's batch: every `*decoder_target_tokens` feature is a
+  set of rows (one for a language model, the two sides of pairs for preferences)."""
+  rows = [v.shape for k, v in local.items() if k.endswith("decoder_target_tokens")]
+  return rows[0][1], sum(shape[0] for shape in rows)
 
 
 class _SigtermFlag:
@@ -89,6 +111,7 @@ def train_loop(config: TrainConfig, *, model: DecoderOnlyModel, optimizer, sched
       logging.info("Initialising parameters from %s", initial_checkpoint_path)
       state = state.replace(params=checkpoints.restore_params(initial_checkpoint_path,
                                                               abstract.params))
+  frozen = _reference_params(config, model, abstract)
   start = int(state.step)
   if start >= train_steps:
     logging.info("%s already holds step %d of %d: nothing to train", ckpt.directory, start,
@@ -114,11 +137,13 @@ def train_loop(config: TrainConfig, *, model: DecoderOnlyModel, optimizer, sched
         except StopIteration:
           raise RuntimeError(f"the training data ran out at step {step} of {train_steps}") from None
         if step == start:  # Throughput figures need the row length.
-          sequence_length = local["decoder_target_tokens"].shape[1]
-          tokens_per_step = batch_size * sequence_length
+          sequence_length, rows = _row_shape(local)
+          tokens_per_step = rows * jax.process_count() * sequence_length
+          # Training FLOPs of the rows the policy learns from (a reference's forward passes
+          # are not counted).
           flops_per_step = model.config.flops_per_token(sequence_length) * tokens_per_step
           writer.announce(batch_size, sequence_length)
-        state, metrics = step_fn(state, multihost.global_batch(local, mesh))
+        state, metrics = step_fn(state, multihost.global_batch(local, mesh), *frozen)
         step += 1
         pending.append(metrics)
         if step == start + 1:  # Leave compilation out of the first throughput window.

@@ -6,7 +6,8 @@ The groups follow t5x's split (its DatasetConfig, CheckpointConfig, ...):
 
   TrainConfig(model_dir, train_steps, model=TransformerConfig, data=DataConfig,
               optimizer=OptimizerConfig, step=StepConfig, checkpoint=CheckpointConfig,
-              mesh, seed, log_every, peak_flops, distributed)
+              mesh, seed, log_every, peak_flops, distributed,
+              preference=PreferenceConfig or None)
 
 gin/runs/pretrain.gin binds each group; a flag sets one field, e.g.
 `--gin.StepConfig.microbatches=4` or `--gin.CheckpointConfig.every=200`. A value a run
@@ -21,6 +22,7 @@ from typing import Mapping
 from annotanchor.errors import is_count, require
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.losses import NORMALIZATIONS
+from annotanchor.model.preference_losses import LOSS_TYPES
 from annotanchor.training.optim import OptimizerConfig
 from annotanchor.training.step import NAN_POLICIES
 
@@ -108,6 +110,34 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class PreferenceConfig:
+  """A preference stage (DPO and relatives; annotanchor/model/preference_losses.py).
+
+  Its data is a preference task (`data/preference_corpus.py`), its reference policy the
+  run's INITIAL_CHECKPOINT_PATH, frozen.
+
+  Attributes:
+    beta: the KL strength (IPO's tau).
+    label_smoothing: conservative DPO's label-noise rate, in [0, 0.5) (sigmoid only).
+    loss_type: "sigmoid" (DPO) or "ipo".
+  """
+  beta: float = 0.1
+  label_smoothing: float = 0.0
+  loss_type: str = "sigmoid"
+
+  def __post_init__(self):
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    require(number(self.beta) and self.beta > 0, "PreferenceConfig.beta", self.beta,
+            "a number > 0")
+    require(self.loss_type in LOSS_TYPES, "PreferenceConfig.loss_type", self.loss_type,
+            f"one of {LOSS_TYPES}")
+    require(number(self.label_smoothing) and 0 <= self.label_smoothing < 0.5
+            and (self.label_smoothing == 0 or self.loss_type == "sigmoid"),
+            "PreferenceConfig.label_smoothing", self.label_smoothing,
+            "a number in [0, 0.5), and 0 unless loss_type='sigmoid'")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
   """A training run.
 
@@ -125,6 +155,8 @@ class TrainConfig:
     log_every: metrics cadence in steps.
     peak_flops: per-device peak FLOP/s for MFU (default: spec sheet, or measured on CPU).
     distributed: call jax.distributed.initialize() (None: when the environment asks).
+    preference: train on preference pairs against the initial checkpoint, frozen (None:
+      the weighted language-model loss).
   """
   model_dir: str
   train_steps: int
@@ -138,6 +170,7 @@ class TrainConfig:
   log_every: int = 10
   peak_flops: float | None = None
   distributed: bool | None = None
+  preference: PreferenceConfig | None = None
 
   def __post_init__(self):
     require(isinstance(self.model_dir, str) and bool(self.model_dir), "MODEL_DIR",
@@ -160,3 +193,11 @@ class TrainConfig:
             self.peak_flops, "None or a positive number of FLOP/s")
     require(self.distributed in (None, True, False), "TrainConfig.distributed",
             self.distributed, "None, True or False")
+    require(self.preference is None or isinstance(self.preference, PreferenceConfig),
+            "TrainConfig.preference", self.preference, "None or a PreferenceConfig")
+    if self.preference is not None:
+      require(self.checkpoint.initial_checkpoint_path is not None, "INITIAL_CHECKPOINT_PATH",
+              None, "the checkpoint to tune, which is also the frozen reference policy of "
+              "TrainConfig.preference")
+      require(not self.data.pack, "DataConfig.pack", self.data.pack,
+              "False: preference pairs are not packed")

@@ -10,6 +10,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from annotanchor.errors import SettingError
 from annotanchor.model.model import DecoderOnlyModel
+from annotanchor.model.preference_model import PreferenceModel
 from annotanchor.training import partitioning, train_state
 from annotanchor.training.train_state import TrainState
 
@@ -27,10 +28,11 @@ def split_microbatches(batch, microbatches: int):
   return jax.tree.map(split, batch)
 
 
-def _sum_terms(model, params, batch):
-  """Gradient of the loss numerator, and the loss terms."""
+def _sum_terms(model, params, batch, frozen):
+  """Gradient of the loss numerator, and the loss terms; `frozen` (a preference model's
+  reference parameters, or nothing) is passed to the loss and gets no gradient."""
   def numerator(p):
-    terms = model.loss_terms(p, batch)
+    terms = model.loss_terms(p, batch, *frozen)
     return terms["numerator"], terms
   (_, terms), grads = jax.value_and_grad(numerator, has_aux=True)(params)
   return grads, terms
@@ -59,21 +61,21 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
   if nan_policy not in NAN_POLICIES:
     raise SettingError(f"nan_policy={nan_policy!r}; expected one of {NAN_POLICIES}")
 
-  def step(state: TrainState, batch):
+  def step(state: TrainState, batch, *frozen):
     if microbatches == 1:
-      grads, terms = _sum_terms(model, state.params, batch)
+      grads, terms = _sum_terms(model, state.params, batch, frozen)
     else:
       stacked = split_microbatches(batch, microbatches)
       if mesh is not None:
         stacked = jax.lax.with_sharding_constraint(
             stacked, NamedSharding(mesh, P(None, partitioning.BATCH_AXES)))
       def accumulate(carry, micro):
-        grads, terms = _sum_terms(model, state.params, micro)
+        grads, terms = _sum_terms(model, state.params, micro, frozen)
         return jax.tree.map(jnp.add, carry, (grads, terms)), None
       zeros = jax.tree.map(
           jnp.zeros_like,
           jax.eval_shape(lambda: _sum_terms(model, state.params,
-                                            jax.tree.map(lambda x: x[0], stacked))))
+                                            jax.tree.map(lambda x: x[0], stacked), frozen)))
       (grads, terms), _ = jax.lax.scan(accumulate, zeros, stacked, unroll=unroll_microbatches)
 
     denominator = jnp.where(terms["denominator"] > 0, terms["denominator"], 1.0)
@@ -87,14 +89,11 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
       keep_new = lambda new, old: jnp.where(finite, new, old)
       params = jax.tree.map(keep_new, params, state.params)
       opt_state = jax.tree.map(keep_new, opt_state, state.opt_state)
-    weight_sum = jnp.maximum(terms["weight_sum"], 1e-9)
     metrics = {
         "loss": loss,
-        "cross_entropy": terms["cross_entropy_sum"] / weight_sum,
-        "z_loss": terms["z_loss_sum"] / weight_sum,
+        **model.metrics(terms),
         "grad_norm": grad_norm,
         "learning_rate": schedule(state.step),
-        "loss_tokens": terms["weight_sum"],
         "nonfinite": (~finite).astype(jnp.int32),
     }
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
@@ -102,13 +101,15 @@ def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
   return step
 
 
-def jit_train_step(step_fn, state_shardings, mesh):
+def jit_train_step(step_fn, state_shardings, mesh, frozen_shardings=()):
   """jax.jit with state and batch shardings, the old state donated, and the logical-axis
-  rules in scope so the model's activation constraints apply (partitioning.logical_jit)."""
+  rules in scope so the model's activation constraints apply (partitioning.logical_jit).
+  `frozen_shardings`: those of the step's frozen arguments (a reference's parameters),
+  which are read, never donated."""
   replicated = NamedSharding(mesh, P())
   return partitioning.logical_jit(
       step_fn, mesh,
-      in_shardings=(state_shardings, partitioning.batch_sharding(mesh)),
+      in_shardings=(state_shardings, partitioning.batch_sharding(mesh), *frozen_shardings),
       out_shardings=(state_shardings, replicated),
       donate_argnums=(0,))
 
@@ -117,6 +118,9 @@ def sharded_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation
                        schedule: Callable, mesh, *, batch_size: int, microbatches: int = 1,
                        nan_policy: str = "skip", unroll_microbatches: bool = False):
   """What the training loop runs and `annotanchor compile` lowers, for one mesh.
+
+  A `PreferenceModel`'s step takes the reference parameters as a third argument,
+  sharded like the policy's: `step(state, batch, reference_params)`.
 
   Returns:
     (jitted step, abstract state with shardings, state shardings).
@@ -129,4 +133,5 @@ def sharded_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation
   step_fn = make_train_step(model, tx, schedule, microbatches=microbatches,
                             nan_policy=nan_policy, mesh=mesh,
                             unroll_microbatches=unroll_microbatches)
-  return jit_train_step(step_fn, shardings, mesh), abstract, shardings
+  frozen = (shardings.params,) if isinstance(model, PreferenceModel) else ()
+  return jit_train_step(step_fn, shardings, mesh, frozen), abstract, shardings
