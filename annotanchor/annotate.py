@@ -8,7 +8,8 @@ Splits every document into chunks on blank lines, asks the annotator (an LLM beh
 OpenAI-compatible endpoint, or the record's own metadata fields) for each chunk's tags and
 writes OUTPUT_DIR/annotated-NNNNN.jsonl shards that `JsonlCorpus` tasks read directly; with
 `annotate.record_kind='sft_pairs'` or `'sft_chat'` it annotates the responses of SFT
-records (prompt/response pairs, or each assistant turn of `messages`) instead. A
+records (prompt/response pairs, or each assistant turn of `messages`) instead, and with
+`'preference_pairs'` both answers of preference records (for anchored DPO). A
 rerun skips finished shards and redoes unfinished ones; SHARD_INDEX/SHARD_COUNT split the
 shards between processes. Ends with a summary (also OUTPUT_DIR/summary.json), also when it
 fails. Exit status: 0 done (chunks that failed are counted in the summary), 2 bad
@@ -44,8 +45,8 @@ def annotate(*, inputs: Sequence[str] = gin.REQUIRED, output_dir: str = gin.REQU
              id_field: str = "id", progress_bar: bool | None = None,
              annotation_format: AnnotationFormat = AnnotationFormat()) -> dict[str, Any]:
   """Annotates a corpus; see `annotanchor.annotation.runner.annotate_corpus` for the args and
-  `annotanchor.annotation.record_kinds` for `record_kind` ("documents", "sft_pairs" or
-  "sft_chat") and its fields (for "sft_pairs" `text_field` is the response's).
+  `annotanchor.annotation.record_kinds` for `record_kind` ("documents", "sft_pairs",
+  "sft_chat" or "preference_pairs") and its fields (for "sft_pairs" `text_field` is the response's).
 
   `annotation_format` is the format the files are written in: that of the template of the
   corpus that will read them (`JsonlCorpus.template`); an annotator's `TagSchema.fmt` must
