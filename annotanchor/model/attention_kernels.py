@@ -13,8 +13,9 @@ attention within each segment:
           argument; cuDNN reads the mask as an additive bias inside its flash kernel). Off
           GPU the same call runs jax.nn's XLA implementation.
   xla     the plain reference: full scores, masked, softmax, @ v.
-  cpu     `layers.causal_attention` (query blocks over key prefixes, hand-written backward),
-          tuned for XLA:CPU; layers.py dispatches it, it needs the dense mask.
+  cpu     `causal_attention` (query blocks over key prefixes, each a custom-VJP block whose
+          backward reuses the forward's probabilities), tuned for XLA:CPU; it reads the
+          dense [batch, length, length] mask built from the segment ids.
 
 "auto" picks by the platform the step is compiled for (the devices of the mesh in scope
 under `partitioning.logical_jit`, so a TPU AOT compile on a CPU host gets splash; else the
@@ -162,5 +163,105 @@ def splash_attention(q, k, v, segment_ids, dtype, interpret: bool | None = None)
   return out.transpose(0, 2, 1, 3)[:, :length].astype(dtype)
 
 
-# The kernels `Attention` calls by name for training; "cpu" lives in layers.py.
-KERNELS = {"splash": splash_attention, "cudnn": cudnn_attention, "xla": xla_attention}
+# Query block of causal_attention: 128 skips 3/8 of the score matrix at length 512.
+CAUSAL_QUERY_CHUNK = 128
+
+
+@jax.custom_vjp
+def _attention_block(q, k, v, mask):
+  """Softmax attention of one query block, head-major, with a hand-written backward.
+
+  Args:
+    q: [batch, kv_heads, rows, head_dim] (rows = query positions x group, query-major).
+    k, v: [batch, kv_heads, keys, head_dim].
+    mask: [batch, 1, rows, keys] booleans.
+
+  Returns:
+    [batch, kv_heads, rows, head_dim] float32.
+
+  The same arithmetic as full attention (scores / sqrt(d), masked, softmax, @ v); the
+  backward keeps the probabilities from the forward and computes every gradient with
+  dot_generals whose [rows, keys] operand is already in matmul layout, so XLA copies no
+  score-sized tensor into a transposed layout.
+  """
+  return _attention_block_fwd(q, k, v, mask)[0]
+
+
+def _attention_block_fwd(q, k, v, mask):
+  scale = jnp.sqrt(jnp.float32(q.shape[-1]))
+  scores = jnp.einsum("bhrd,bhsd->bhrs", q, k, preferred_element_type=jnp.float32) / scale
+  scores = jnp.where(mask, scores, MASK_VALUE)
+  probs = jax.nn.softmax(scores, axis=-1)
+  out = jnp.einsum("bhrs,bhsd->bhrd", probs, v, preferred_element_type=jnp.float32)
+  return out, (q, k, v, probs)
+
+
+def _attention_block_bwd(res, g):
+  q, k, v, probs = res
+  scale = jnp.sqrt(jnp.float32(q.shape[-1]))
+  # d(probs), then the softmax backward probs * (dp - sum(dp * probs)).
+  dp = jnp.einsum("bhrd,bhsd->bhrs", g, v, preferred_element_type=jnp.float32)
+  ds = probs * (dp - jnp.sum(dp * probs, axis=-1, keepdims=True)) / scale
+  dq = jnp.einsum("bhrs,bhsd->bhrd", ds, k, preferred_element_type=jnp.float32)
+  # dk, dv contract over rows: computed as [d, keys] with the [rows, keys] operand as the
+  # matmul's right-hand side in place, then the small result is transposed.
+  dk = jnp.swapaxes(jnp.einsum("bhrd,bhrs->bhds", q, ds, preferred_element_type=jnp.float32), 2, 3)
+  dv = jnp.swapaxes(jnp.einsum("bhrd,bhrs->bhds", g, probs, preferred_element_type=jnp.float32), 2, 3)
+  return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), None
+
+
+_attention_block.defvjp(_attention_block_fwd, _attention_block_bwd)
+
+
+def causal_attention(q, k, v, mask, dtype, chunk: int = CAUSAL_QUERY_CHUNK):
+  """Grouped-query self-attention under a causal mask, skipping the masked keys.
+
+  Queries are taken in blocks of `chunk`; the block [start, end) attends only to keys
+  [0, end), since the causal mask hides every later key. A hidden key's softmax weight is
+  exactly 0 (exp(MASK_VALUE - max) underflows), so the result equals full attention up to
+  float32 summation order, for roughly (n + 1) / 2n of the work with n blocks. Each block
+  runs head-major ([batch, kv_heads, rows, head_dim]) through `_attention_block`, whose
+  backward reuses the forward's probabilities.
+
+  Requires q_len == k_len and a mask that is causal (mask[i, j] False for j > i) with the
+  diagonal allowed, as in training; decoding uses `layers.cached_attention`.
+
+  Args:
+    q: [batch, length, heads, head_dim].
+    k, v: [batch, length, kv_heads, head_dim].
+    mask: [batch, length, length] booleans, True where the query may attend to the key.
+    dtype: dtype of the output.
+    chunk: query block size.
+
+  Returns:
+    [batch, length, heads, head_dim].
+  """
+  b, length, h, d = q.shape
+  kvh = k.shape[2]
+  group = h // kvh
+  # [b, l, kvh * g, d] -> [b, kvh, l * g, d]: row i * g + j is query i, head j of the group.
+  qh = q.reshape(b, length, kvh, group, d).transpose(0, 2, 1, 3, 4).reshape(b, kvh, length * group, d)
+  kh = k.transpose(0, 2, 1, 3)
+  vh = v.transpose(0, 2, 1, 3)
+  outs = []
+  for start in range(0, length, chunk):
+    end = min(start + chunk, length)
+    m = mask[:, None, start:end, :end]
+    if group > 1:
+      m = jnp.repeat(m, group, axis=2)
+    outs.append(_attention_block(qh[:, :, start * group:end * group], kh[:, :, :end],
+                                 vh[:, :, :end], m))
+  out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
+  out = out.reshape(b, kvh, length, group, d).transpose(0, 2, 1, 3, 4).reshape(b, length, h, d)
+  return out.astype(dtype)
+
+
+def cpu_attention(q, k, v, segment_ids, dtype):
+  """`causal_attention` behind the kernels' common signature: the dense mask from the
+  segments."""
+  return causal_attention(q, k, v, segment_mask(segment_ids, q.shape[1], q.shape[0]), dtype)
+
+
+# The kernels `Attention` calls by name for training.
+KERNELS = {"splash": splash_attention, "cudnn": cudnn_attention, "xla": xla_attention,
+           "cpu": cpu_attention}

@@ -9,7 +9,6 @@ import pytest
 
 from annotanchor.errors import SettingError
 from annotanchor.model import attention_kernels as ak
-from annotanchor.model import layers
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.transformer import Decoder
 from annotanchor.training import partitioning
@@ -37,8 +36,7 @@ KERNELS = {
     "splash": lambda q, k, v, s: ak.splash_attention(q, k, v, s, jnp.float32, interpret=True),
     "cudnn_xla_fallback": lambda q, k, v, s: ak.cudnn_attention(q, k, v, s, jnp.float32,
                                                                 implementation="xla"),
-    "cpu": lambda q, k, v, s: layers.causal_attention(
-        q, k, v, ak.segment_mask(s, L, B), jnp.float32),
+    "cpu": lambda q, k, v, s: ak.cpu_attention(q, k, v, s, jnp.float32),
 }
 
 

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annotanchor.model import layers
+from annotanchor.model import attention_kernels
 
 
 def full_attention(q, k, v, mask, dtype):
@@ -31,7 +31,7 @@ def test_chunked_matches_full_attention_packed_gqa():
   q, k, v, mask = _inputs()
   full = full_attention(q, k, v, mask, jnp.float32)
   for chunk in (8, 16, 40, 64):  # 16: a shorter last block; 40, 64: one block
-    got = layers.causal_attention(q, k, v, mask, jnp.float32, chunk=chunk)
+    got = attention_kernels.causal_attention(q, k, v, mask, jnp.float32, chunk=chunk)
     np.testing.assert_allclose(got, full, rtol=1e-5, atol=1e-6, err_msg=f"chunk={chunk}")
 
 
@@ -41,6 +41,6 @@ def test_chunked_gradients_match_full_attention():
     return jax.grad(lambda *x: jnp.sum(jnp.sin(fn(*x, mask, jnp.float32))), argnums=(0, 1, 2))(
         q, k, v)
   want = grads(full_attention)
-  got = grads(lambda *a: layers.causal_attention(*a, chunk=16))
+  got = grads(lambda *a: attention_kernels.causal_attention(*a, chunk=16))
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
