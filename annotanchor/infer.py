@@ -29,6 +29,7 @@ import tqdm
 
 from annotanchor import gin_utils
 from annotanchor.atomic_files import write_atomic
+from annotanchor.data.prompt_files import read_prompts
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
@@ -41,31 +42,6 @@ from annotanchor.model.config import TransformerConfig
 
 class InferError(UserError, ValueError):
   """Bad prompts, settings that clash with an earlier run's output, or a bad checkpoint."""
-
-
-def read_prompts_file(path: str) -> list[tuple[str, str]]:
-  """Reads `{"id": ..., "prompt": ...}` JSONL (id optional: "p<line number>").
-
-  Raises:
-    InferError: naming the file and line of a bad record, or a duplicate id.
-  """
-  prompts = []
-  try:
-    with open(path, encoding="utf-8") as f:
-      for lineno, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        where = f"{path}:{lineno}"
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise InferError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-          raise InferError(f"{where}: expected an object with a string field 'prompt'")
-        prompts.append((str(record.get("id", f"p{lineno}")), record["prompt"]))
-  except FileNotFoundError:
-    raise InferError(f"PROMPTS_FILE {path!r} does not exist") from None
-  return _checked(prompts, path)
 
 
 def read_task_prompts(name: str, split: str) -> tuple[list[tuple[str, str]], seqio.Vocabulary]:
@@ -167,7 +143,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
   if (mixture_or_task_name is None) == (prompts_file is None):
     raise InferError("set exactly one of MIXTURE_OR_TASK_NAME and PROMPTS_FILE")
   if prompts_file is not None:
-    prompts = read_prompts_file(prompts_file)
+    prompts = read_prompts(prompts_file)
   else:
     prompts, task_vocabulary = read_task_prompts(mixture_or_task_name, split)
     vocabulary = vocabulary or task_vocabulary

@@ -30,14 +30,14 @@ import dataclasses
 import difflib
 import functools
 import hashlib
-import json
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import gin
 import seqio
 import tensorflow as tf
 
-from annotanchor.data import chat_sft, conversations, preprocessors, sources, validated
+from annotanchor.data import (chat_sft, conversations, preprocessors, prompt_files, sources,
+                              validated)
 from annotanchor.data.chat_template import load_chat_template
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, loss_weights_feature
@@ -318,41 +318,6 @@ class EvalPromptsError(UserError, ValueError):
   """A bad evaluation prompts file, or SFT files with too few prompts to hold some out."""
 
 
-def read_eval_prompts(patterns: str | Sequence[str]) -> list[tuple[str, str]]:
-  """(id, prompt) of JSONL files of `{"prompt": ..., "id": ...}` (id optional: "p<n>", n
-  counting the prompts of all the files, in order), as `annotanchor infer`'s PROMPTS_FILE.
-
-  Raises:
-    EvalPromptsError: naming the file and line of a bad record, a duplicate id, no prompt.
-    SourceError: no file matches.
-  """
-  patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-  prompts = []
-  for path in validated.expand_patterns(patterns):
-    with tf.io.gfile.GFile(path, "rb") as f:
-      for lineno, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        where = f"{path}:{lineno}"
-        try:
-          record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-          raise EvalPromptsError(f"{where}: not a JSON record ({e})") from None
-        if (not isinstance(record, dict) or not isinstance(record.get("prompt"), str)
-            or not record["prompt"].strip()):
-          raise EvalPromptsError(f'{where}: expected an object with a non-empty string field '
-                                 f'"prompt" (and optionally "id")')
-        prompts.append((str(record.get("id", f"p{len(prompts) + 1}")), record["prompt"]))
-  seen = set()
-  for pid, _ in prompts:
-    if pid in seen:
-      raise EvalPromptsError(f"evaluation prompts {patterns}: id {pid!r} occurs twice")
-    seen.add(pid)
-  if not prompts:
-    raise EvalPromptsError(f"evaluation prompts {patterns}: no prompt")
-  return prompts
-
-
 def hold_out_sft_prompts(prompts: Sequence[str], count: int) -> list[tuple[str, str]]:
   """(id, prompt) of the `count` distinct prompts held out of an SFT set: those whose
   SHA-256 is smallest, so the choice depends on the prompts alone (not on file order or
@@ -528,7 +493,7 @@ class JsonlCorpus:
     def held_out():
       if not found:
         if self.eval_prompts:
-          found.append(read_eval_prompts(self.eval_prompts))
+          found.append(prompt_files.read_prompts(self.eval_prompts, allow_empty=False))
         else:
           files = [f for patterns in self.sft.values()
                    for f in ([patterns] if isinstance(patterns, str) else patterns)]
