@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "capability": "annotanchor.capability",
     "convert": "annotanchor.convert",
     "scale": "annotanchor.scale",
+    "pair": "annotanchor.pair",
 }
 
 

@@ -9,6 +9,7 @@
   compare.py    paired bootstrap over prompts; collapse, gap closed, collapse ratio
   report.py     report.json / report.md; plots.py: PNG plots
   caveats.py    what a report's figures cannot say (degenerate samples, unknown labels, ...)
+  preference_pairs.py  on-policy preference pairs: a passing sample against a failing one
 """
 from annotanchor.evaluation.labels import UNKNOWN, AnnotationTagLabeller, FunctionLabeller, Labeller
 from annotanchor.evaluation.samples import (DECODING_KEYS, ArmSamples, Sample, SampleFileError,
