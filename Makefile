@@ -58,7 +58,7 @@ experiments: $(STAMP)
 	    || exit 1; done
 	for s in 1 2 4 8; do \
 	  $(EXPERIMENT) --gin_file=gin/experiments/sft_entropy_sweep.gin \
-	    --gin.demo.demo.bindings="['StoryworldConfig.sft_support=$$s', 'StoryworldConfig.sft_skew=0.0']" \
+	    --gin.SFT_SUPPORT=$$s \
 	    --gin.OUTPUT_DIR="'runs/experiments/sft_support_$$s'" || exit 1; done
 	$(EXPERIMENT) --gin_file=gin/experiments/sft_two_values.gin \
 	  --gin.OUTPUT_DIR="'runs/experiments/sft_two_values'" || exit 1

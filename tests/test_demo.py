@@ -1,5 +1,5 @@
-"""The demo pipeline at tiny sizes: every step for real, the report, reuse on rerun."""
-import dataclasses
+"""The demo pipeline at tiny sizes: every step for real, the report, reuse on rerun; and the
+plans of the demo and its experiments, built in-process from their gin files."""
 import json
 import os
 import shlex
@@ -10,29 +10,32 @@ import gin
 import pytest
 
 from annotanchor import demo
+from annotanchor.errors import SettingError
+from annotanchor.experiment import runner, steps
+from annotanchor.experiment.corpus import Corpus
 
+from tests.experiment.plans import plan_of
 from tests.xla_flags import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_flags(output_dir, cache_dir, bindings=()) -> list[str]:
+def tiny_flags(output_dir, cache_dir, bindings=None) -> list[str]:
   """The demo's gin flags at tiny sizes (seconds a step), after its experiment's gin file.
 
   Args:
     output_dir: OUTPUT_DIR.
     cache_dir: where the corpus is built.
-    bindings: more of demo.bindings (these flags set it).
+    bindings: more of demo.plan.bindings (these flags set it), name -> value.
   """
-  bindings = [f"Storyworld.cache_dir={str(cache_dir)!r}", "Storyworld.vocab_size=512",
-              "VOCAB_SIZE=512",
-              "StoryworldConfig.num_pretrain_docs=120", "StoryworldConfig.num_sft_examples=60",
-              "StoryworldConfig.num_eval_prompts=4", "TASK_FEATURE_LENGTHS={'targets': 128}",
-              "BATCH_SIZE=8", *bindings]
+  bindings = {"Storyworld.cache_dir": str(cache_dir), "Storyworld.vocab_size": 512,
+              "VOCAB_SIZE": 512, "StoryworldConfig.num_pretrain_docs": 120,
+              "StoryworldConfig.num_sft_examples": 60, "StoryworldConfig.num_eval_prompts": 4,
+              "TASK_FEATURE_LENGTHS": {"targets": 128}, "BATCH_SIZE": 8, **(bindings or {})}
   return [f"--gin.OUTPUT_DIR={str(output_dir)!r}", "--gin.MODEL_GIN='gin/models/tiny.gin'",
           "--gin.PRETRAIN_STEPS=4", "--gin.SFT_STEPS=2", "--gin.ANCHORED_SFT_STEPS=2",
-          "--gin.NUM_SAMPLES=3", "--gin.demo.demo.frontier_temperatures=[0.5]",
-          "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.bindings={bindings!r}"]
+          "--gin.NUM_SAMPLES=3", "--gin.demo.plan.frontier_temperatures=[0.5]",
+          "--gin.MAX_NEW_TOKENS=16", f"--gin.demo.plan.bindings={bindings!r}"]
 
 
 def _demo(output_dir, cache_dir, *extra):
@@ -81,10 +84,13 @@ def test_demo_runs_every_step_and_reports_from_its_samples(first_run):
 
 def test_printed_commands_are_the_ones_run(first_run):
   out, _, result = first_run
-  record = json.loads((out / "sft_anchored" / demo.STEP_RECORD).read_text())
+  record = json.loads((out / "sft_anchored" / runner.STEP_RECORD).read_text())
   assert record["command"] in result.stdout
-  assert shlex.split(record["command"]) == record["argv"]
-  assert record["argv"][:2] == ["annotanchor", "train"]
+  assert shlex.split(record["command"]) == record["argv"] == [
+      "annotanchor", "train", f"--gin_file={out / 'sft_anchored' / 'step.gin'}"]
+  # The step's configuration, as it ran.
+  assert (out / "sft_anchored" / "step.gin").read_text() == record["config"]
+  assert "MIXTURE_OR_TASK_NAME = 'storyworld_anchored_sft_mixture'\n" in record["config"]
 
 
 def test_rerun_skips_finished_steps(first_run):
@@ -107,81 +113,76 @@ def test_a_change_reruns_what_follows(first_run):
   assert report["num_samples"] == 2
 
 
-def test_step_state_follows_command_and_input_stamps(tmp_path):
-  step = demo.Step("infer", str(tmp_path / "samples"), ("annotanchor", "infer", "--gin.A=1"),
-                   needs=(str(tmp_path / "train"),))
-  inputs = {str(tmp_path / "train"): "a1"}
-  assert demo.step_state(step, inputs) == "resume"  # Never started by a demo.
-  step.write_record(inputs)
-  assert demo.step_state(step, inputs) == "resume"  # Started, interrupted.
-  step.write_record(inputs, stamp="b2", seconds=1.0)
-  assert demo.step_state(step, inputs) == "done"
-  # Its input was retrained by an invocation that died before reaching this step.
-  assert demo.step_state(step, {str(tmp_path / "train"): "a3"}) == "clean"
-  changed = dataclasses.replace(step, argv=("annotanchor", "infer", "--gin.A=2"))
-  assert demo.step_state(changed, inputs) == "clean"
-
-
 def test_a_bad_pipeline_is_refused_before_anything_runs(tmp_path):
-  runs = [{"name": "sft", "task": "t", "steps": 1, "init": "missing"}]
-  with pytest.raises(demo.DemoError, match="'missing', which is not an earlier run"):
-    demo.plan(str(tmp_path), "m.gin", [], demo._records(demo.TrainRun, runs, "runs"), [],
-              eval_prompts_task="p", num_samples=1, max_new_tokens=1, eval_gins=[],
-              bindings=[], build_command=None, base_arm="base", sft_arm="sft",
-              anchored_arm="anchored")
-  with pytest.raises(demo.DemoError, match=r"unknown keys \['stpes'\]"):
-    demo._records(demo.TrainRun, [{"name": "a", "task": "t", "stpes": 1}], "runs")
+  corpus = Corpus("p", "pp", "s", "a", "e")
+  runs = [steps.TrainRun("sft", "t", 1, init="missing")]
+  with pytest.raises(steps.PlanError, match="'missing', which is not an earlier run"):
+    steps.demo_plan(str(tmp_path), corpus, "m.gin", runs, [], num_samples=1, max_new_tokens=1)
+  runs = [steps.TrainRun("pretrain_plain", "t", 1)]
+  with pytest.raises(steps.PlanError, match=r"the arms lack \['anchored', 'base', 'sft'\]"):
+    steps.demo_plan(str(tmp_path), corpus, "m.gin", runs, [steps.Arm("x", "pretrain_plain")],
+                    num_samples=1, max_new_tokens=1)
 
 
-@pytest.mark.parametrize("kind, spec, message", [
-    (demo.TrainRun, {"name": "", "task": "t", "steps": 1}, "demo.runs[0].name=''"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": 0},
-     "demo.runs[0].steps=0: expected a positive int"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": True}, "demo.runs[0].steps=True"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": "4"}, "demo.runs[0].steps='4'"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "init": ""}, "demo.runs[0].init=''"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": ["X=1", "Y"]},
-     "demo.runs[0].bindings[1]='Y': expected a gin binding 'NAME=VALUE'"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": "X=1"},
-     "demo.runs[0].bindings='X=1': expected a list of 'NAME=VALUE' strings"),
-    (demo.TrainRun, {"name": "a", "task": "t", "steps": 1, "bindings": 5},
-     "demo.runs[0].bindings=5: expected a list"),
-    (demo.Arm, {"name": "a", "run": ""}, "demo.runs[0].run=''"),
-    (demo.Arm, {"name": "a", "run": "r", "bindings": ["=0.8"]}, "demo.runs[0].bindings[0]='=0.8'"),
+@pytest.mark.parametrize("value, message", [
+    (steps.TrainRun("", "t", 1), "demo.plan.extra_runs[0].name=''"),
+    (steps.TrainRun("a", "t", 0), "demo.plan.extra_runs[0].steps=0: expected a positive int"),
+    (steps.TrainRun("a", "t", True), "demo.plan.extra_runs[0].steps=True"),
+    (steps.TrainRun("a", "t", "4"), "demo.plan.extra_runs[0].steps='4'"),
+    (steps.TrainRun("a", "t", 1, init=""), "demo.plan.extra_runs[0].init=''"),
+    (steps.TrainRun("a", "t", 1, bindings={"X": 1, "Y Z": 2}),
+     "demo.plan.extra_runs[0].bindings='Y Z': expected gin names as keys"),
+    (steps.TrainRun("a", "t", 1, bindings=["X=1"]),
+     "demo.plan.extra_runs[0].bindings=['X=1']: expected a dict of gin names to values"),
+    (steps.TrainRun("a", "t", 1, bindings={"X": object}),
+     "demo.plan.extra_runs[0].bindings['X']=<class 'object'>: expected a Python literal"),
+    (steps.Arm("a", ""), "demo.plan.extra_runs[0].run=''"),
+    (steps.Arm("a", "r", bindings={"TEMPERATURE": float("nan")}),
+     "demo.plan.extra_runs[0].bindings['TEMPERATURE']=nan"),
+    # What an experiment gave before runs were typed: a dict.
+    ({"name": "a", "task": "t", "steps": 1},
+     "demo.plan.extra_runs[0]={'name': 'a', 'task': 't', 'steps': 1}: expected a TrainRun "
+     "(@NAME/steps.TrainRun() in gin"),
 ])
-def test_runs_and_arms_check_their_fields(kind, spec, message):
-  with pytest.raises(demo.DemoError) as error:
-    demo._records(kind, [spec], "runs")
+def test_runs_and_arms_check_their_fields(value, message):
+  kind = steps.Arm if isinstance(value, steps.Arm) else steps.TrainRun
+  with pytest.raises(SettingError) as error:
+    steps.checked(kind, [value], "demo.plan.extra_runs")
   assert message in str(error.value)
 
 
 def test_names_are_unique_across_runs_and_extra_runs():
-  runs = demo._records(demo.TrainRun, [{"name": "a", "task": "t", "steps": 1}], "runs")
-  assert runs == [demo.TrainRun("a", "t", 1)]
-  with pytest.raises(demo.DemoError, match=r"demo.extra_runs\[1\].name='a': expected a name "
-                                           r"not taken by an earlier one of \['a', 'b'\]"):
-    demo._records(demo.TrainRun, [{"name": "b", "task": "t", "steps": 1},
-                                  {"name": "a", "task": "t", "steps": 1}], "extra_runs", ["a"])
+  runs = [steps.TrainRun("b", "t", 1), steps.TrainRun("a", "t", 1)]
+  with pytest.raises(steps.PlanError, match=r"demo.plan.extra_runs\[1\].name='a': expected a "
+                                            r"name not taken by an earlier one of \['a', 'b'\]"):
+    steps.checked(steps.TrainRun, runs, "demo.plan.extra_runs", ["a"])
 
 
-def test_demo_bindings_are_checked_for_their_form(capsys):
+@pytest.mark.parametrize("binding, message", [
+    ("--gin.demo.plan.bindings={'BATCH SIZE': 8}",
+     "SettingError: demo.plan.bindings='BATCH SIZE': expected gin names as keys"),
+    # The form of the bindings before they were typed.
+    ("--gin.demo.plan.bindings=['BATCH_SIZE=8']",
+     "SettingError: demo.plan.bindings=['BATCH_SIZE=8']: expected a dict of gin names"),
+])
+def test_demo_bindings_are_checked_for_their_form(capsys, binding, message):
   gin.clear_config()
   try:
     assert demo.main(["--gin_file=gin/experiments/storyworld_demo.gin",
                       "--gin.OUTPUT_DIR='runs/x'", "--gin.demo.demo.dry_run=True",
-                      "--gin.demo.demo.bindings=['BATCH_SIZE 8']"]) == 2
+                      binding]) == 2
   finally:
     gin.clear_config()
   captured = capsys.readouterr()
-  assert ("annotanchor demo: SettingError: demo.bindings[0]='BATCH_SIZE 8': expected a gin "
-          "binding 'NAME=VALUE'") in captured.err
+  assert f"annotanchor demo: {message}" in captured.err
   assert "[1/14]" not in captured.out
 
 
 def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
   experiment = tmp_path / "typo.gin"
-  experiment.write_text("include 'gin/experiments/storyworld_demo.gin'\n"
-                        "ANCHORED_SFT_BINDINGS = ['AnchoredMixtureRates.annotation_only_rat=0.3']\n")
+  experiment.write_text(
+      "include 'gin/experiments/storyworld_demo.gin'\n"
+      "ANCHORED_SFT_BINDINGS = {'AnchoredMixtureRates.annotation_only_rat': 0.3}\n")
   gin.clear_config()
   try:
     assert demo.main([f"--gin_file={experiment}",
@@ -189,7 +190,7 @@ def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
   finally:
     gin.clear_config()
   captured = capsys.readouterr()
-  assert ("annotanchor demo: DemoError: step [5/14] fine-tune sft_anchored from "
+  assert ("annotanchor demo: StepError: step [5/14] fine-tune sft_anchored from "
           "pretrain_annotated") in captured.err
   assert ("binding 'AnchoredMixtureRates.annotation_only_rat=0.3': "
           "Configurable 'AnchoredMixtureRates' doesn't have a parameter named "
@@ -198,76 +199,116 @@ def test_a_bad_binding_fails_before_the_first_step(tmp_path, capsys):
   assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
-# Dry runs by gin file: each one checks every step's gin in a subprocess (seconds), and
-# the demo's own is compared with every experiment's.
-_DRY_RUNS: dict[str, set[str]] = {}
-
-
-def _dry_run_commands(capsys, gin_file: str) -> set[str]:
-  if gin_file not in _DRY_RUNS:
-    _DRY_RUNS[gin_file] = _run_dry(capsys, gin_file)
-  return set(_DRY_RUNS[gin_file])
-
-
-def _run_dry(capsys, gin_file: str) -> set[str]:
+def test_an_unknown_field_of_a_run_is_one_line_naming_the_file(tmp_path, capsys):
+  experiment = tmp_path / "typo.gin"
+  experiment.write_text(
+      "from __gin__ import dynamic_registration\n"
+      "from annotanchor import demo\n"
+      "from annotanchor.experiment import steps\n"
+      "include 'gin/experiments/storyworld_demo.gin'\n"
+      "demo.plan.extra_runs = [@x/steps.TrainRun()]\n"
+      "x/steps.TrainRun.stpes = 3\n")
   gin.clear_config()
   try:
-    assert demo.main([f"--gin_file={gin_file}", "--gin.OUTPUT_DIR='runs/x'",
-                      "--gin.demo.demo.dry_run=True"]) == 0
+    assert demo.main([f"--gin_file={experiment}", "--gin.OUTPUT_DIR='runs/x'"]) == 2
   finally:
     gin.clear_config()
-  lines = capsys.readouterr().out.splitlines()
-  return {line.strip() for line in lines if line.startswith("  annotanchor ")}
+  error = capsys.readouterr().err.strip()
+  assert error.startswith(f"annotanchor demo: {experiment}:6: ") and "stpes" in error, error
+  assert "\n" not in error
+
+
+# The plans of the demo and its experiments, built in-process from their gin files.
+DEMO = "gin/experiments/storyworld_demo.gin"
+
+
+def _by_dir(gin_file: str, *flags: str) -> dict:
+  return {step.directory: step for step in plan_of([f"--gin_file={gin_file}",
+                                                     "--gin.OUTPUT_DIR='runs/x'", *flags])}
 
 
 @pytest.mark.parametrize("experiment", ["sft_only_annotations", "no_annotation_sampling",
                                         "annotation_only_rate", "no_annotation_masking",
                                         "temperature_sweep", "sft_steps", "sft_equal_steps"])
-def test_experiments_add_to_the_demo_and_share_its_steps(capsys, experiment):
-  shared = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
-  # Every train and infer command of the demo, verbatim (so an experiment in the demo's
+def test_experiments_add_to_the_demo_and_share_its_steps(experiment):
+  shared = {d: s for d, s in _by_dir(DEMO).items() if s.command != "evaluate"}
+  assert shared["runs/x/samples/base"].bindings["PROMPT_FORMAT"] == "none"
+  steps_ = _by_dir(f"gin/experiments/{experiment}.gin")
+  # Every train and infer step of the demo, configured alike (so an experiment in the demo's
   # OUTPUT_DIR reuses its runs and samples); only the report is the experiment's own.
-  shared = {c for c in shared if " evaluate " not in c}
-  assert any("--gin.PROMPT_FORMAT=\"'none'\"" in c for c in shared)  # The base arm.
-  commands = _dry_run_commands(capsys, f"gin/experiments/{experiment}.gin")
-  assert shared <= commands
-  added = commands - shared
-  assert len(added) >= 2 and any(" evaluate " in c for c in added)
+  assert {d: s.gin_text() for d, s in shared.items()} == {
+      d: steps_[d].gin_text() for d in shared}
+  added = set(steps_) - set(shared)
+  assert len(added) >= 2 and any(steps_[d].command == "evaluate" for d in added)
 
 
-def test_model_size_sweep_runs_the_demos_pipeline_without_frontier_or_capability(capsys):
-  demo_commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
-  sweep = _dry_run_commands(capsys, "gin/experiments/model_size_sweep.gin")
+def test_an_experiment_adds_an_arm_as_a_typed_value(tmp_path):
+  experiment = tmp_path / "cool.gin"
+  experiment.write_text(
+      "from __gin__ import dynamic_registration\n"
+      "from annotanchor import demo\n"
+      "from annotanchor.experiment import steps\n"
+      f"include '{DEMO}'\n"
+      "demo.plan.extra_arms = [@cool/steps.Arm()]\n"
+      "cool/steps.Arm:\n"
+      "  name = 'anchored_cool'\n"
+      "  run = 'sft_anchored'\n"
+      "  mode = 'anchored'\n"
+      "  bindings = {'TEMPERATURE': 0.7, 'TOP_K': 20}\n")
+  steps_ = _by_dir(str(experiment))
+  arm = steps_["runs/x/samples/anchored_cool"]
+  assert arm.command == "infer" and arm.needs == ("runs/x/corpus", "runs/x/sft_anchored")
+  assert {k: arm.bindings[k] for k in ("ARM", "MODE", "CHECKPOINT_PATH", "TEMPERATURE",
+                                       "TOP_K")} == {
+      "ARM": "anchored_cool", "MODE": "anchored", "CHECKPOINT_PATH": "runs/x/sft_anchored",
+      "TEMPERATURE": 0.7, "TOP_K": 20}
+  assert "TEMPERATURE = 0.7\n" in arm.gin_text()
+  report = steps_["runs/x/report"]
+  assert report.bindings["SAMPLE_FILES"]["anchored_cool"] == (
+      "runs/x/samples/anchored_cool/samples.jsonl")
+  assert "runs/x/samples/anchored_cool" in report.needs
+
+
+def test_model_size_sweep_runs_the_demos_pipeline_without_frontier_or_capability():
+  demo_steps = _by_dir(DEMO)
+  sweep = _by_dir("gin/experiments/model_size_sweep.gin")
   # At the demo's model size, the sweep point's train and infer steps are the demo's own.
-  assert {c for c in sweep if " evaluate " not in c} <= demo_commands
-  assert not any(" capability " in c for c in sweep)
-  assert sum(" infer " in c for c in sweep) == 3  # base, sft, anchored at temperature 1.
+  for directory, step in sweep.items():
+    if step.command != "evaluate":
+      assert step.gin_text() == demo_steps[directory].gin_text(), directory
+  assert not any(s.command == "capability" for s in sweep.values())
+  assert sum(s.command == "infer" for s in sweep.values()) == 3  # base, sft, anchored at T 1.
 
 
-def test_sft_two_values_changes_the_corpus_of_every_step(capsys):
-  commands = _dry_run_commands(capsys, "gin/experiments/sft_two_values.gin")
-  steps = [c for c in commands if " train " in c or " infer " in c]
-  assert len(steps) == 13  # four trainings, nine samplings (three arms, six frontier points)
-  for binding in ("StoryworldConfig.sft_support=2", "StoryworldConfig.sft_skew=0.0"):
-    assert all(binding in c for c in steps), binding
+def test_sft_two_values_changes_the_corpus_of_every_step():
+  steps_ = [s for s in _by_dir("gin/experiments/sft_two_values.gin").values()
+            if s.command in ("train", "infer")]
+  assert len(steps_) == 13  # four trainings, nine samplings (three arms, six frontier points)
+  for step in steps_:
+    assert step.bindings["StoryworldConfig.sft_support"] == 2, step.title
+    assert step.bindings["StoryworldConfig.sft_skew"] == 0.0, step.title
 
 
-def test_pretrain_lr_binds_the_pretraining_runs_only(capsys):
-  commands = _dry_run_commands(capsys, "gin/experiments/pretrain_lr.gin")
-  train = [c for c in commands if " train " in c]
-  pretrain = [c for c in train if "gin/runs/pretrain.gin" in c]
+def test_sft_entropy_sweep_takes_its_support_as_a_number():
+  steps_ = _by_dir("gin/experiments/sft_entropy_sweep.gin", "--gin.SFT_SUPPORT=4")
+  assert steps_["runs/x/corpus"].bindings == {"StoryworldConfig.sft_support": 4,
+                                              "StoryworldConfig.sft_skew": 0.0}
+
+
+def test_pretrain_lr_binds_the_pretraining_runs_only():
+  train = [s for s in _by_dir("gin/experiments/pretrain_lr.gin").values()
+           if s.command == "train"]
+  pretrain = [s for s in train if "gin/runs/pretrain.gin" in s.gin_files]
   assert len(pretrain) == 2 and len(train) == 4
-  for command in train:
-    rate = "learning_rate=3e-3" if command in pretrain else "learning_rate=1e-3"
-    assert f"--gin.optim.OptimizerConfig.{rate}" in command, command
+  for step in train:
+    rate = 3e-3 if step in pretrain else 1e-3
+    assert step.bindings["optim.OptimizerConfig.learning_rate"] == rate, step.title
 
 
-def test_anchored_sft_steps_reach_only_the_anchored_run(capsys):
-  commands = _dry_run_commands(capsys, "gin/experiments/storyworld_demo.gin")
-  train = {name: c for c in commands if " train " in c
-           for name in ("sft_standard", "sft_anchored") if f"runs/x/{name}'" in c}
-  assert "--gin.TRAIN_STEPS=300" in train["sft_standard"]
-  assert "--gin.TRAIN_STEPS=430" in train["sft_anchored"]
+def test_anchored_sft_steps_reach_only_the_anchored_run():
+  steps_ = _by_dir(DEMO)
+  assert steps_["runs/x/sft_standard"].bindings["TRAIN_STEPS"] == 300
+  assert steps_["runs/x/sft_anchored"].bindings["TRAIN_STEPS"] == 430
 
 
 _COUNT_EXAMPLES = """
@@ -283,7 +324,8 @@ demo = {m: gin.query_parameter(f"%{m}") for m in ("SFT_STEPS", "ANCHORED_SFT_STE
                                                   "ANCHORED_SFT_TASK")}
 gin.clear_config()
 gin.parse_config_files_and_bindings(["gin/experiments/storyworld_data.gin"],
-                                    demo["ANCHORED_SFT_BINDINGS"] + [sys.argv[1]])
+                                    [f"{name}={value!r}" for name, value in
+                                     demo["ANCHORED_SFT_BINDINGS"].items()] + [sys.argv[1]])
 register_configured_corpora()
 lengths, batch = gin.query_parameter("%TASK_FEATURE_LENGTHS"), gin.query_parameter("%BATCH_SIZE")
 count = lambda task, steps: examples_trained_on(task, lengths, batch, steps)
@@ -308,12 +350,12 @@ def test_demo_sft_arms_train_on_as_many_sft_examples(tmp_path):
 
 
 def test_frontier_arms_sample_both_arms_alike_at_each_temperature():
-  arms = [demo.Arm("sft", "sft_standard"), demo.Arm("anchored", "sft_anchored", "anchored",
-                                                      ("X=1",))]
-  grid, curves = demo.frontier_arms(arms, ("sft", "anchored"), [0.6, 1.0])
+  arms = [steps.Arm("sft", "sft_standard"),
+          steps.Arm("anchored", "sft_anchored", "anchored", {"X": 1})]
+  grid, curves = steps.frontier_arms(arms, ("sft", "anchored"), [0.6, 1.0])
   assert curves == {"sft": ["sft", "sft_t0.6"], "anchored": ["anchored", "anchored_t0.6"]}
-  assert grid == [demo.Arm("sft_t0.6", "sft_standard", "direct", ("TEMPERATURE=0.6",)),
-                  demo.Arm("anchored_t0.6", "sft_anchored", "anchored",
-                           ("X=1", "TEMPERATURE=0.6", "ANNOTATION_TEMPERATURE=0.6"))]
-  with pytest.raises(demo.DemoError, match="expected positive numbers"):
-    demo.frontier_arms(arms, ("sft",), [0])
+  assert grid == [steps.Arm("sft_t0.6", "sft_standard", "direct", {"TEMPERATURE": 0.6}),
+                  steps.Arm("anchored_t0.6", "sft_anchored", "anchored",
+                            {"X": 1, "TEMPERATURE": 0.6, "ANNOTATION_TEMPERATURE": 0.6})]
+  with pytest.raises(SettingError, match="expected positive numbers"):
+    steps.frontier_arms(arms, ("sft",), [0])

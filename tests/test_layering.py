@@ -9,7 +9,7 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "annotanchor"
-LEAVES = {"atomic_files", "compile_cache", "errors", "hardware", "platforms"}
+LEAVES = {"atomic_files", "compile_cache", "errors", "hardware", "openai_client", "platforms"}
 # Stage -> the stages it may import: those before it in the flow tasks -> data -> model ->
 # training -> decoding -> evaluation (docs/design.md section 2), less two: the network knows only
 # arrays (model imports no data code), and evaluation works from sample files alone.
@@ -25,6 +25,9 @@ ALLOWED = {
     # Checkpoint conversion (Hugging Face <-> MODEL_DIR) sits with the checkpoints: it
     # builds the network's parameter tree and writes training's checkpoints and metadata.
     "interchange": {"data", "model", "training"},
+    # The experiment pipeline (`annotanchor demo`) runs the commands as processes: it imports
+    # none of the stages.
+    "experiment": set(),
 }
 
 

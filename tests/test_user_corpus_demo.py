@@ -55,7 +55,7 @@ def _gin_flags(files: dict) -> list[str]:
 TINY = ["--gin.MODEL_GIN='gin/models/tiny.gin'", "--gin.PRETRAIN_STEPS=4",
         "--gin.SFT_STEPS=2", "--gin.ANCHORED_SFT_STEPS=2", "--gin.NUM_SAMPLES=3",
         "--gin.MAX_NEW_TOKENS=16", "--gin.NUM_EVAL_PROMPTS=4",
-        "--gin.demo.bindings=[\"TASK_FEATURE_LENGTHS={'targets': 128}\", 'BATCH_SIZE=8']"]
+        "--gin.demo.plan.bindings={'TASK_FEATURE_LENGTHS': {'targets': 128}, 'BATCH_SIZE': 8}"]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +106,12 @@ def test_one_command_runs_the_method_on_a_user_corpus(demo_run):
 
 def test_the_steps_receive_the_users_files(demo_run):
   out, result = demo_run
+  config = (out / "sft_standard" / "step.gin").read_text().splitlines()
+  assert "include 'gin/experiments/user_corpus_data.gin'" in config
+  assert "SFT_FORMAT = 'messages'" in config and "NUM_EVAL_PROMPTS = 4" in config
+  assert "MIXTURE_OR_TASK_NAME = 'user_sft'" in config
+  assert not any(line.startswith("VOCAB_SIZE") for line in config)
   record = json.loads((out / "sft_standard" / "demo_step.json").read_text())
-  argv = record["argv"]
-  assert "--gin_file=gin/experiments/user_corpus_data.gin" in argv
-  assert "--gin.SFT_FORMAT='messages'" in argv and "--gin.NUM_EVAL_PROMPTS=4" in argv
-  assert "--gin.MIXTURE_OR_TASK_NAME='user_sft'" in argv
-  assert not any(a.startswith("--gin.VOCAB_SIZE") for a in argv)
   assert record["command"] in result.stdout
 
 
