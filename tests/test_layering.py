@@ -2,8 +2,8 @@
 
 Every import in annotanchor/ (module level or inside a function) is read with `ast` and
 mapped to its stage package; each stage may import only the stages below it, the leaf
-modules (atomic_files, compile_cache, errors, hardware, platforms) import no other part of
-annotanchor, and no stage imports an entry point or `tasks`.
+modules (atomic_files, compile_cache, errors, hardware, openai_client, platforms) import no
+other part of annotanchor, and no stage imports an entry point or `tasks`.
 """
 import ast
 import pathlib

@@ -4,9 +4,10 @@ Modules (one job each):
   schema      TagSchema: allowed keys, value length, tag count; normalises raw tags
   parse       parse_response: tags out of an annotator's free-text answer
   prompt      AnnotationPrompt: the instruct-LLM prompt template (paper's keys by default)
-  ratelimit   TokenBucket: requests per second over all threads
-  client      Endpoint, OpenAIClient: one chat/completions request, failures with a cause
-  annotators  LLMAnnotator (retries with backoff), MetadataAnnotator (record fields -> tags)
+  client      Endpoint: where annotate's requests go and what they hold (sent by the shared
+              annotanchor.openai_client: timeouts, retries, rate limit, failures by cause)
+  annotators  LLMAnnotator (answers that do not parse asked again), MetadataAnnotator
+              (record fields -> tags)
   reader      input files -> numbered, chunked documents grouped into shards
   shards      ShardLayout: shard files, atomic writes, markers, failures, the run manifest
   summary     ShardStats and the run summary (failures by cause, entropy per key)

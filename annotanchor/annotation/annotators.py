@@ -10,21 +10,18 @@ never given an empty annotation.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import random
-import threading
 import time
 from typing import Any, Callable, Mapping, Optional, Protocol
 
 import gin
 
-from annotanchor.annotation.client import FATAL_STATUSES, Endpoint, OpenAIClient, RequestFailure
+from annotanchor.annotation.client import FATAL_STATUSES, Endpoint
 from annotanchor.annotation.parse import ResponseParseError, parse_response
 from annotanchor.annotation.prompt import AnnotationPrompt
-from annotanchor.annotation.ratelimit import TokenBucket
 from annotanchor.annotation.schema import TagSchema
 from annotanchor.data.annotations import Tag
-from annotanchor.errors import SettingError, UserError
+from annotanchor.errors import UserError
+from annotanchor.openai_client import RequestFailure, RetryPolicy, TokenBucket
 
 Record = Mapping[str, Any]
 
@@ -64,37 +61,6 @@ class Annotator(Protocol):
 
 
 @gin.configurable
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-  """Exponential backoff with jitter.
-
-  Attempt k (k = 1 after the first failure) waits `min(max_backoff_s, backoff_s * 2**(k-1))`
-  times a random factor in [1 - jitter, 1], or the server's `Retry-After` when longer.
-
-  Attributes:
-    max_attempts: requests per chunk, the first included.
-    backoff_s: the first wait.
-    max_backoff_s: the longest wait.
-    jitter: the random share taken off each wait (spreads out retries of many threads).
-  """
-  max_attempts: int = 5
-  backoff_s: float = 1.0
-  max_backoff_s: float = 30.0
-  jitter: float = 0.5
-
-  def __post_init__(self):
-    if self.max_attempts < 1 or self.backoff_s < 0 or not 0 <= self.jitter <= 1:
-      raise SettingError(f"RetryPolicy: need max_attempts >= 1, backoff_s >= 0 and jitter in "
-                         f"[0, 1]; got {self.max_attempts}, {self.backoff_s}, {self.jitter}")
-
-  def delay(self, attempt: int, retry_after: Optional[float], rng: random.Random) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based)."""
-    base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-    wait = base * (1 - self.jitter * rng.random())
-    return max(wait, min(retry_after or 0.0, self.max_backoff_s))
-
-
-@gin.configurable
 class LLMAnnotator:
   """Annotates chunks through an instruct LLM behind an OpenAI-compatible endpoint.
 
@@ -120,43 +86,23 @@ class LLMAnnotator:
     self.prompt = prompt or AnnotationPrompt()
     self.schema = schema or TagSchema()
     self.retry = retry or RetryPolicy()
-    self.client = OpenAIClient(endpoint, self.prompt)
-    self.limiter = TokenBucket(requests_per_s, burst)
-    self._sleep = sleep
-    self._rng = random.Random()
-    self._rng_lock = threading.Lock()
-    self._reached = False  # Whether any request got past connecting; only ever set.
+    self.endpoint = endpoint
+    self.client = endpoint.client(self.retry, TokenBucket(requests_per_s, burst), sleep)
 
   def annotate(self, chunk: str, record: Record) -> tuple[Tag, ...]:
     del record  # The chunk alone is annotated.
-    text = self.prompt.render(chunk, self.schema.allowed_keys)
-    for attempt in range(1, self.retry.max_attempts + 1):
-      self.limiter.acquire()
-      retry_after = None
-      try:
-        answer = self.client.complete(text)
-        self._reached = True
-        return parse_response(answer, self.schema)
-      except RequestFailure as e:
-        if e.cause != "connection":
-          self._reached = True
-        if e.status in FATAL_STATUSES:
-          raise EndpointError(f"{e} (check Endpoint.base_url, model and api_key_env)",
-                              e.cause) from None
-        if not e.retryable:
-          raise ChunkFailure(e.cause, str(e), attempt) from None
-        failure, retry_after = ChunkFailure(e.cause, str(e), attempt), e.retry_after
-      except ResponseParseError as e:
-        failure = ChunkFailure("unparseable", str(e), attempt)
-      if attempt < self.retry.max_attempts:
-        with self._rng_lock:
-          wait = self.retry.delay(attempt, retry_after, self._rng)
-        logging.debug("retrying in %.2fs after %s: %s", wait, failure.cause, failure)
-        self._sleep(wait)
-    if failure.cause == "connection" and not self._reached:
-      raise EndpointError(f"cannot reach the endpoint: {failure} ({failure.attempts} attempts; "
-                          f"is the server up? check Endpoint.base_url)", failure.cause)
-    raise failure
+    body = self.endpoint.body(self.prompt, self.prompt.render(chunk, self.schema.allowed_keys))
+    try:  # An answer that does not parse is asked again, as a failed request is.
+      return self.client.complete(body, lambda answer: parse_response(answer, self.schema),
+                                  parse_errors=(ResponseParseError,), parse_cause="unparseable")
+    except RequestFailure as e:
+      if e.status in FATAL_STATUSES:
+        raise EndpointError(f"{e} (check Endpoint.base_url, model and api_key_env)",
+                            e.cause) from None
+      if e.cause == "connection" and not self.client.reached:
+        raise EndpointError(f"cannot reach the endpoint: {e} ({e.attempts} attempts; is the "
+                            f"server up? check Endpoint.base_url)", e.cause) from None
+      raise ChunkFailure(e.cause, str(e), e.attempts) from None
 
 
 @gin.configurable

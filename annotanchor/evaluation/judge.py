@@ -1,19 +1,16 @@
 """An LLM judge behind an OpenAI-compatible endpoint, and the quality function that asks it.
 
-It POSTs to `{base_url}/chat/completions` (stdlib urllib, no client library) and
-reads a score from the reply, which the default template asks to end with
-`SCORE: <0-10>`; the score is divided by `max_score` into [0, 1].
+It asks `{base_url}/chat/completions` through the shared `annotanchor.openai_client`
+(timeouts, retries, a rate limit) and reads a score from the reply, which the default
+template asks to end with `SCORE: <0-10>`; the score is divided by `max_score` into [0, 1].
 """
 import dataclasses
-import json
-import os
+import math
 import re
-import time
-import urllib.error
-import urllib.request
 from typing import Optional
 
 from annotanchor.errors import UserError
+from annotanchor.openai_client import OpenAIClient, RequestFailure, RetryPolicy, TokenBucket
 
 DEFAULT_TEMPLATE = (
     "Rate the response to the prompt for quality: does it follow the prompt, is it "
@@ -38,6 +35,26 @@ class JudgeError(UserError, RuntimeError):
     self.cause = cause
 
 
+# The shared client's causes, as the judge counts them.
+_CAUSES = {"server_error": "http_status", "rate_limited": "http_status",
+           "client_error": "http_status", "timeout": "connection", "connection": "connection",
+           "bad_response": "bad_response"}
+
+
+def _judge_error(failure: RequestFailure) -> JudgeError:
+  """The JudgeError of a request that failed: one line, under the judge's cause."""
+  cause = _CAUSES[failure.cause]
+  if cause == "http_status":
+    message = f"HTTP {failure.status} from {failure.url}: {failure.detail}"
+  elif cause == "connection":
+    message = f"cannot reach {failure.url}: {failure.detail}"
+  else:
+    message = str(failure)
+  if failure.gave_up:
+    message += f" (gave up after {failure.attempts} tries)"
+  return JudgeError(message, cause)
+
+
 @dataclasses.dataclass
 class JudgeEndpoint:
   """A chat model behind an OpenAI-compatible endpoint, asked one user message at a time.
@@ -48,8 +65,10 @@ class JudgeEndpoint:
     api_key_env: environment variable holding the bearer token (none sent if unset).
     timeout_s: per request.
     max_retries: further tries after a connection error, 429 or 5xx, with
-      exponential backoff from `backoff_s`; 4xx other than 429 fails at once.
+      exponential backoff from `backoff_s` (or the server's Retry-After when longer);
+      4xx other than 429 and an answer that is not the API's JSON fail at once.
     temperature: sent to the endpoint; 0 for repeatable judgements.
+    requests_per_s: a rate limit over every thread asking this judge (None: off).
   """
   base_url: str
   model: str
@@ -58,39 +77,26 @@ class JudgeEndpoint:
   max_retries: int = 3
   backoff_s: float = 1.0
   temperature: float = 0.0
+  requests_per_s: Optional[float] = None
+
+  def __post_init__(self):
+    retry = RetryPolicy(max_attempts=self.max_retries + 1, backoff_s=self.backoff_s,
+                        max_backoff_s=math.inf, jitter=0.0, retry_bad_responses=False)
+    self._client = OpenAIClient(self.base_url, "chat", self.api_key_env, self.timeout_s, retry,
+                                TokenBucket(self.requests_per_s))
 
   def ask(self, message: str) -> str:
-    """Sends one user message; returns the reply's text."""
-    url = self.base_url.rstrip("/") + "/chat/completions"
-    body = json.dumps({"model": self.model, "temperature": self.temperature,
-                       "messages": [{"role": "user", "content": message}]}).encode()
-    headers = {"Content-Type": "application/json"}
-    key = os.environ.get(self.api_key_env) if self.api_key_env else None
-    if key:
-      headers["Authorization"] = f"Bearer {key}"
-    last, cause = None, None
-    for attempt in range(self.max_retries + 1):
-      if attempt:
-        time.sleep(self.backoff_s * 2 ** (attempt - 1))
-      request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-      try:
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
-          payload = reply.read()
-      except urllib.error.HTTPError as e:
-        detail = e.read()[:200].decode("utf-8", "replace")
-        last, cause = f"HTTP {e.code} from {url}: {detail}", "http_status"
-        if e.code != 429 and e.code < 500:
-          raise JudgeError(last, cause) from None
-        continue
-      except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        last, cause = f"cannot reach {url}: {getattr(e, 'reason', e)}", "connection"
-        continue
-      try:
-        return json.loads(payload)["choices"][0]["message"]["content"]
-      except (ValueError, KeyError, IndexError, TypeError):
-        raise JudgeError(f"{url} answered without choices[0].message.content: "
-                         f"{payload[:200]!r}", "bad_response") from None
-    raise JudgeError(f"{last} (gave up after {self.max_retries + 1} tries)", cause)
+    """Sends one user message; returns the reply's text.
+
+    Raises:
+      JudgeError: the request failed (after the retries where one may help).
+    """
+    body = {"model": self.model, "temperature": self.temperature,
+            "messages": [{"role": "user", "content": message}]}
+    try:
+      return self._client.complete(body)
+    except RequestFailure as e:
+      raise _judge_error(e) from None
 
 
 @dataclasses.dataclass

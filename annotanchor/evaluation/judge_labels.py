@@ -79,6 +79,7 @@ class JudgeLabeller(JudgeEndpoint):
   concurrency: int = 8
 
   def __post_init__(self):
+    super().__post_init__()
     if not isinstance(self.attributes, Mapping):
       self.attributes = {name: "" for name in self.attributes}
     if not self.attributes:

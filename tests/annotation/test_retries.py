@@ -3,7 +3,7 @@ import pytest
 
 from annotanchor.annotation.annotators import ChunkFailure, EndpointError, LLMAnnotator, RetryPolicy
 from annotanchor.annotation.client import Endpoint
-from annotanchor.annotation.ratelimit import TokenBucket
+from annotanchor.openai_client import TokenBucket
 from tests.annotation.fake_server import FakeEndpoint
 
 FAST = RetryPolicy(max_attempts=4, backoff_s=0.01, max_backoff_s=0.05)
