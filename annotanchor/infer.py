@@ -29,7 +29,7 @@ import tqdm
 
 from annotanchor import gin_utils
 from annotanchor.atomic_files import write_atomic
-from annotanchor.data.prompt_files import read_prompts
+from annotanchor.data.prompt_files import checked, read_prompts
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.registration import mixture_or_task, register_configured_corpora
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
@@ -56,18 +56,7 @@ def read_task_prompts(name: str, split: str) -> tuple[list[tuple[str, str]], seq
     pid = ex.get("id", f"{name}-{i}")
     pid = pid.decode("utf-8") if isinstance(pid, bytes) else str(pid)  # String or int ids.
     prompts.append((pid, ex["prompt"].decode("utf-8")))
-  return _checked(prompts, f"task {name!r}"), task.output_features["targets"].vocabulary
-
-
-def _checked(prompts: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
-  seen = set()
-  for pid, _ in prompts:
-    if pid in seen:
-      raise InferError(f"{where}: prompt id {pid!r} occurs twice")
-    seen.add(pid)
-  if not prompts:
-    raise InferError(f"{where}: holds no prompts")
-  return prompts
+  return checked(prompts, f"task {name!r}"), task.output_features["targets"].vocabulary
 
 
 def _resume(partial: str, run: Mapping[str, Any], num_samples: int

@@ -22,8 +22,9 @@ from annotanchor.data import validated
 from annotanchor.errors import UserError
 
 
-class PromptsFileError(UserError, ValueError):
-  """A bad record, a duplicate id, or no prompt at all, in the prompt files."""
+class PromptsError(UserError, ValueError):
+  """Prompts that cannot be sampled: a bad record in a prompt file, an id that occurs
+  twice, or no prompt at all (in files or in a task's examples)."""
 
 
 def read_prompts(patterns: str | Sequence[str], *, allow_empty: bool = True
@@ -36,7 +37,7 @@ def read_prompts(patterns: str | Sequence[str], *, allow_empty: bool = True
       held-out evaluation prompts may not.
 
   Raises:
-    PromptsFileError: naming the file and line of a bad record, or a duplicate id, or
+    PromptsError: naming the file and line of a bad record, or a duplicate id, or
       saying the files hold no prompt.
     SourceError: no file matches.
   """
@@ -48,13 +49,23 @@ def read_prompts(patterns: str | Sequence[str], *, allow_empty: bool = True
         if not line.strip():
           continue
         prompts.append(_parse(line, f"{path}:{lineno}", len(prompts) + 1, allow_empty))
+  return checked(prompts, f"prompt files {patterns}")
+
+
+def checked(prompts: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+  """`prompts`, once every id is known to occur once and there is at least one prompt.
+
+  Raises:
+    PromptsError: naming `where` and the first id that occurs twice, or saying that
+      `where` holds no prompts.
+  """
   seen = set()
   for pid, _ in prompts:
     if pid in seen:
-      raise PromptsFileError(f"prompt files {patterns}: prompt id {pid!r} occurs twice")
+      raise PromptsError(f"{where}: prompt id {pid!r} occurs twice")
     seen.add(pid)
   if not prompts:
-    raise PromptsFileError(f"prompt files {patterns}: hold no prompts")
+    raise PromptsError(f"{where}: holds no prompts")
   return prompts
 
 
@@ -62,10 +73,10 @@ def _parse(line: bytes, where: str, number: int, allow_empty: bool) -> tuple[str
   try:
     record = json.loads(line.decode("utf-8"))
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise PromptsFileError(f"{where}: not a JSON record ({e})") from None
+    raise PromptsError(f"{where}: not a JSON record ({e})") from None
   prompt = record.get("prompt") if isinstance(record, dict) else None
   if not isinstance(prompt, str) or not (allow_empty or prompt.strip()):
     kind = "a string" if allow_empty else "a non-empty string"
-    raise PromptsFileError(f'{where}: expected an object with {kind} field "prompt" (and '
+    raise PromptsError(f'{where}: expected an object with {kind} field "prompt" (and '
                            'optionally "id")')
   return str(record.get("id", f"p{number}")), prompt

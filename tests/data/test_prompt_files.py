@@ -3,7 +3,7 @@ PROMPTS_FILE and a user corpus's held-out evaluation prompts."""
 import pytest
 
 from annotanchor.data import sources
-from annotanchor.data.prompt_files import PromptsFileError, read_prompts
+from annotanchor.data.prompt_files import PromptsError, read_prompts
 
 
 def test_ids_count_the_prompts_of_all_files_and_blank_lines_are_skipped(tmp_path):
@@ -22,12 +22,12 @@ def test_ids_count_the_prompts_of_all_files_and_blank_lines_are_skipped(tmp_path
     (b'{"prompt": "\xff"}\n', r"p.jsonl:1: not a JSON record"),
     ('{"prompt": "a", "id": "x"}\n{"prompt": "b", "id": "x"}\n', r"prompt id 'x' occurs twice"),
     ('{"prompt": "a"}\n{"prompt": "b", "id": "p1"}\n', r"prompt id 'p1' occurs twice"),
-    ('\n\n', r"hold no prompts"),
+    ('\n\n', r"holds no prompts"),
 ])
 def test_a_bad_file_is_one_error_naming_the_file_and_line(tmp_path, content, message):
   path = tmp_path / "p.jsonl"
   path.write_bytes(content if isinstance(content, bytes) else content.encode())
-  with pytest.raises(PromptsFileError, match=message):
+  with pytest.raises(PromptsError, match=message):
     read_prompts(str(path))
 
 
@@ -35,7 +35,7 @@ def test_evaluation_prompts_may_not_be_empty(tmp_path):
   path = tmp_path / "p.jsonl"
   path.write_text('{"prompt": "a"}\n{"prompt": "  "}\n')
   assert read_prompts(str(path))[1] == ("p2", "  ")
-  with pytest.raises(PromptsFileError, match=r"p.jsonl:2: expected an object with a non-empty"):
+  with pytest.raises(PromptsError, match=r"p.jsonl:2: expected an object with a non-empty"):
     read_prompts(str(path), allow_empty=False)
 
 

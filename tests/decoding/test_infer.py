@@ -8,7 +8,7 @@ import pytest
 import seqio
 
 from annotanchor import infer as infer_lib
-from annotanchor.data.prompt_files import PromptsFileError
+from annotanchor.data.prompt_files import PromptsError
 from annotanchor.decoding.generate import DecodeSettings
 from annotanchor.evaluation.samples import read_samples
 from tests import random_checkpoint
@@ -130,7 +130,7 @@ def test_anchored_and_given_annotation_modes(checkpoint, prompts_file, tmp_path)
 def test_bad_prompts_are_named(checkpoint, tmp_path):
   bad = tmp_path / "bad.jsonl"
   bad.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
-  with pytest.raises(PromptsFileError, match="bad.jsonl:2"):
+  with pytest.raises(PromptsError, match="bad.jsonl:2"):
     run(checkpoint, str(bad), tmp_path / "out")
   with pytest.raises(infer_lib.InferError, match="exactly one"):
     run(checkpoint, None, tmp_path / "out")
