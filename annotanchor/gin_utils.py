@@ -287,8 +287,8 @@ def _macros_of_the_repository() -> set[str]:
 def _check_macro_flags(bindings: Sequence[str]) -> None:
   """A `--gin.NAME=VALUE` whose NAME no gin file reads (`%NAME`), neither one this command
   parsed nor any under gin/, is a typo: gin itself takes it as a new macro and goes on
-  without it. (One that only other commands read passes: `demo.bindings` give every step
-  the same flags.)"""
+  without it. (One that only other commands read passes: the demo writes
+  `demo.plan.bindings` into the step.gin of every step that reads data.)"""
   macros = [(b, b.partition("=")[0].strip()) for b in bindings]
   macros = [(b, name) for b, name in macros if _MACRO_NAME.fullmatch(name)]
   if not macros:

@@ -74,7 +74,8 @@ def test_the_error_carries_where_and_reason_apart():
 
 
 def test_a_macro_that_only_other_commands_read_passes():
-  """`demo.bindings` give every step the same flags: BATCH_SIZE reaches `infer` too."""
+  """The demo writes `demo.plan.bindings` into every data step's step.gin: BATCH_SIZE
+  reaches `infer` too."""
   gin_utils.parse_and_bind(["--gin_file=gin/models/tiny.gin", "--gin.BATCH_SIZE=8"],
                            finalize=False)
 
