@@ -16,9 +16,11 @@ TINY_BYTES = TransformerConfig(vocab_size=264, d_model=64, num_layers=2, num_hea
                                qk_norm=True, init_std=0.1)
 
 
-def save(model_dir: str, config: TransformerConfig = TINY_BYTES, step: int = 7) -> str:
-  """Writes MODEL_DIR/checkpoints/<step>/params of a random network; returns model_dir."""
-  params = nn.meta.unbox(Decoder(config).init(jax.random.PRNGKey(0),
+def save(model_dir: str, config: TransformerConfig = TINY_BYTES, step: int = 7,
+         seed: int = 0) -> str:
+  """Writes MODEL_DIR/checkpoints/<step>/params of a random network (drawn from `seed`);
+  returns model_dir."""
+  params = nn.meta.unbox(Decoder(config).init(jax.random.PRNGKey(seed),
                                               jnp.zeros((1, 4), jnp.int32))["params"])
   with ocp.StandardCheckpointer() as ckpt:
     ckpt.save(os.path.join(model_dir, "checkpoints", str(step), "params"), params)

@@ -2,7 +2,8 @@
 
 A checkpoint written by `train` describes itself (annotanchor/training/metadata.py), so
 `infer` and `serve` need only CHECKPOINT_PATH; what the user does set is checked against
-it. A checkpoint without metadata needs the settings given, as before.
+it. A checkpoint without metadata needs the settings given, as before. CHECKPOINT_PATH is
+resolved to one step directory once, and both the metadata and the weights are read from it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import seqio
 
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.model_sampler import DecoderSampler, restore_sampler
-from annotanchor.training import metadata as metadata_lib
+from annotanchor.training import checkpoints, metadata as metadata_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,10 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
     metadata.CheckpointSettingsError: a setting that contradicts the checkpoint, or one
       that a checkpoint without metadata needs and did not get.
   """
-  metadata, model_dir = metadata_lib.read_metadata(checkpoint_path, setting)
+  # Resolved once: metadata and weights come from this step directory, even if a run still
+  # training saves a newer step meanwhile.
+  step_dir = checkpoints.resolve_step_dir(checkpoint_path, setting)
+  metadata, model_dir = metadata_lib.read_metadata(step_dir, setting)
   where = f"{setting}={checkpoint_path!r}"
   config = metadata_lib.resolve_model(metadata, bound_model, where)
   template = metadata_lib.check_template(metadata, template, where)
@@ -67,5 +71,5 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
     raise metadata_lib.CheckpointSettingsError(
         f"the vocabulary ({vocabulary}) has {vocabulary.vocab_size} ids, more than the "
         f"model's embedding of vocab_size={config.vocab_size} ({where})")
-  sampler, params = restore_sampler(config, checkpoint_path, mesh)
+  sampler, params = restore_sampler(config, step_dir, mesh)
   return SamplingSetup(sampler, params, vocabulary, template)

@@ -243,7 +243,10 @@ def export_checkpoint(checkpoint_path: str, hf_dir: str, *, mesh, dtype: str | N
   if os.path.exists(hf_dir) and os.listdir(hf_dir):
     raise ConversionError(f"HF_DIR={hf_dir!r} exists and is not empty; export into a new "
                           f"directory")
-  metadata, model_dir = metadata_lib.read_metadata(checkpoint_path)
+  # Resolved once, so a MODEL_DIR still training cannot give the metadata of one step and
+  # the weights of the next.
+  step_dir = checkpoints.resolve_step_dir(checkpoint_path, "CHECKPOINT_PATH")
+  metadata, model_dir = metadata_lib.read_metadata(step_dir)
   if metadata is None:
     raise ConversionError(f"CHECKPOINT_PATH={checkpoint_path!r} records no model settings "
                           f"(written before checkpoints described themselves)")
@@ -293,7 +296,7 @@ def export_checkpoint(checkpoint_path: str, hf_dir: str, *, mesh, dtype: str | N
               f"tokenizer)")
     log(f"tokenizer: {note}; token ids " + ", ".join(f"{k.split('_')[0]} {hf_config[k]}"
                                                      for k in TOKEN_IDS))
-    return _export(checkpoint_path, hf_dir, config=config, family=family, mesh=mesh,
+    return _export(step_dir, hf_dir, config=config, family=family, mesh=mesh,
                    dtype=dtype, out_dtype=out_dtype, hf_config=hf_config,
                    generation=None if own is not None else config_dir and os.path.join(
                        config_dir, "generation_config.json"),
@@ -302,15 +305,16 @@ def export_checkpoint(checkpoint_path: str, hf_dir: str, *, mesh, dtype: str | N
     shutil.rmtree(tokenizer_stage, ignore_errors=True)
 
 
-def _export(checkpoint_path: str, hf_dir: str, *, config, family: str, mesh, dtype: str,
+def _export(step_dir: str, hf_dir: str, *, config, family: str, mesh, dtype: str,
             out_dtype, hf_config: dict[str, Any], generation: str | None, tokenizer_stage: str,
             log: Callable[[str], None]) -> dict[str, Any]:
-  """Writes the tensors, config.json, generation_config.json (a copy of `generation` when
-  it exists) and the files in `tokenizer_stage` to hf_dir."""
-  params = checkpoints.restore_params(checkpoint_path, abstract_params(config, mesh),
+  """Writes the tensors of the checkpoint step `step_dir`, config.json,
+  generation_config.json (a copy of `generation` when it exists) and the files in
+  `tokenizer_stage` to hf_dir."""
+  params = checkpoints.restore_params(step_dir, abstract_params(config, mesh),
                                       "CHECKPOINT_PATH")
   mapped = names.tensor_map(config, family)
-  log(f"exporting {checkpoint_path} as a {family} model ({len(mapped)} tensors, {dtype}) "
+  log(f"exporting {step_dir} as a {family} model ({len(mapped)} tensors, {dtype}) "
       f"to {hf_dir}")
 
   def tensors():

@@ -249,20 +249,29 @@ class Checkpointer:
     self.manager.close()
 
 
-def resolve_params_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> str:
-  """The params item of a checkpoint path: a step directory, a checkpoints directory (its
-  latest step) or a MODEL_DIR (its latest checkpoint); `setting` names it in errors."""
-  candidates = [path, os.path.join(path, "checkpoints")]
-  for candidate in candidates:
+def resolve_step_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> str:
+  """The step directory a checkpoint path names: the path itself when it is one, else the
+  latest step of a checkpoints/ directory or of a MODEL_DIR's; `setting` names it in errors.
+
+  Resolve a path once and read everything from the step directory it gives: a MODEL_DIR
+  still training gains steps, so resolving it again may name a newer one.
+  """
+  path = absolute(path)
+  for candidate in (path, os.path.join(path, "checkpoints")):
     if tf.io.gfile.isdir(os.path.join(candidate, "params")):
-      return os.path.join(candidate, "params")
+      return candidate
     if tf.io.gfile.isdir(candidate):
       steps = [int(s.rstrip("/")) for s in tf.io.gfile.listdir(candidate) if s.rstrip("/").isdigit()]
       if steps:
-        return os.path.join(candidate, str(max(steps)), "params")
+        return os.path.join(candidate, str(max(steps)))
   raise CheckpointNotFoundError(
       f"{setting}={path!r} holds no checkpoint (expected a step directory with "
       f"params/, a checkpoints/ directory, or a MODEL_DIR)")
+
+
+def resolve_params_dir(path: str, setting: str = "INITIAL_CHECKPOINT_PATH") -> str:
+  """The params item of a checkpoint path (see `resolve_step_dir`)."""
+  return os.path.join(resolve_step_dir(path, setting), "params")
 
 
 def restore_params(path: str, abstract_params: Any,
@@ -275,7 +284,7 @@ def restore_params(path: str, abstract_params: Any,
     CheckpointMismatchError: the checkpoint holds another model's arrays.
     CheckpointDamagedError: files of the checkpoint are missing, truncated or unreadable.
   """
-  params_dir = resolve_params_dir(absolute(path), setting)
+  params_dir = resolve_params_dir(path, setting)
   advice = f" ({setting}={path!r})"
   with _damage_reported(params_dir, advice), ocp.StandardCheckpointer() as checkpointer:
     metadata = checkpointer.metadata(params_dir).item_metadata

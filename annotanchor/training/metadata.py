@@ -88,11 +88,12 @@ def read_metadata(checkpoint_path: str,
   """(the metadata of the checkpoint at a path, its MODEL_DIR).
 
   Args:
-    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
+    checkpoint_path: a step directory (`checkpoints.resolve_step_dir`: a caller that also
+      reads the weights resolves the path once and passes the step directory to both), or
+      a MODEL_DIR or its checkpoints/ directory (their latest step).
     setting: names the path in errors.
   """
-  step_dir = os.path.dirname(checkpoints.resolve_params_dir(checkpoints.absolute(checkpoint_path),
-                                                            setting))
+  step_dir = checkpoints.resolve_step_dir(checkpoint_path, setting)
   model_dir = os.path.dirname(os.path.dirname(step_dir))
   meta_dir = os.path.join(step_dir, "meta")
   if not tf.io.gfile.isdir(meta_dir):  # A bare parameters checkpoint (tests, conversions).
