@@ -16,7 +16,8 @@ import time
 
 from annotanchor.atomic_files import write_atomic
 from annotanchor.data import pipeline
-from tasks.storyworld import Storyworld
+from annotanchor.data.registration import AnchoredMixtureRates
+from tasks.storyworld import Storyworld, generate
 
 NAMES = ("storyworld_pretrain", "storyworld_anchored_sft_mixture")
 
@@ -53,7 +54,7 @@ def main() -> None:
                                                        "data_throughput.json"))
   args = parser.parse_args()
   generation_start = time.perf_counter()
-  world = Storyworld()  # The default draw.
+  world = Storyworld(generate.StoryworldConfig(), AnchoredMixtureRates())  # The default draw.
   world.register()
   world.directory()
   report = {"benchmark": "data_throughput", "machine": platform.processor() or platform.machine(),

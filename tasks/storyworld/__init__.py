@@ -2,8 +2,9 @@
 
 `Storyworld` is the corpus as a typed object (its draw `StoryworldConfig`, vocabulary size,
 cache directory and anchored mixture shares). Bound in gin as
-`configured_corpora.corpora = [@Storyworld()]` (gin/experiments/storyworld_data.gin), it is
-registered by every entry point at start-up, or from Python by `Storyworld(...).register()`:
+`configured_corpora.corpora = [@Storyworld()]` with `Storyworld.config = @StoryworldConfig()`
+and `Storyworld.mixture_rates = @AnchoredMixtureRates()` (gin/experiments/storyworld_data.gin),
+it is registered by every entry point at start-up, or from Python by `Storyworld(...).register()`:
 
   storyworld_pretrain                        annotated pretraining
   storyworld_pretrain_plain                  its plain twin

@@ -39,27 +39,34 @@ def _eval_targets(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
 class Storyworld:
   """The storyworld corpus of a run: registered from gin, generated on first use.
 
-  In a gin file (gin/experiments/storyworld_data.gin):
+  In a gin file (gin/experiments/storyworld_data.gin), its draw and its mixture's shares
+  bound where a reader sees them:
 
     import tasks.storyworld
     configured_corpora.corpora = [@Storyworld()]
+    Storyworld.config = @StoryworldConfig()
+    Storyworld.mixture_rates = @AnchoredMixtureRates()
     StoryworldConfig.seed = 0
 
   Attributes:
-    config: the world's draw (default built from the `StoryworldConfig.*` bindings).
+    config: the world's draw.
+    mixture_rates: the shares of storyworld_anchored_sft_mixture.
     vocab_size: target size of its SentencePiece vocabulary.
     cache_dir: root of the corpus cache (default `validated.default_cache_dir()`).
-    mixture_rates: the shares of storyworld_anchored_sft_mixture (default built from
-      the `AnchoredMixtureRates.*` bindings).
   """
-  config: generate.StoryworldConfig = dataclasses.field(
-      default_factory=generate.StoryworldConfig)
+  # Given, never defaulted: a default built here would read `StoryworldConfig.*` and
+  # `AnchoredMixtureRates.*` bindings that no gin file shows reaching the corpus.
+  config: Optional[generate.StoryworldConfig] = None
+  mixture_rates: Optional[registration.AnchoredMixtureRates] = None
   vocab_size: int = 1024
   cache_dir: Optional[str] = None
-  mixture_rates: registration.AnchoredMixtureRates = dataclasses.field(
-      default_factory=registration.AnchoredMixtureRates)
 
   def __post_init__(self):
+    require(isinstance(self.config, generate.StoryworldConfig), "Storyworld.config",
+            self.config, "a StoryworldConfig (in gin: Storyworld.config = @StoryworldConfig())")
+    require(isinstance(self.mixture_rates, registration.AnchoredMixtureRates),
+            "Storyworld.mixture_rates", self.mixture_rates,
+            "AnchoredMixtureRates (in gin: Storyworld.mixture_rates = @AnchoredMixtureRates())")
     require(is_count(self.vocab_size), "Storyworld.vocab_size", self.vocab_size,
             "a positive int")
 

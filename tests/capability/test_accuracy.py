@@ -64,7 +64,9 @@ def test_files_ids_and_import_paths(tmp_path):
     cap.read_choice_file(str(tmp_path / "missing.jsonl"))
   with gin.unlock_config():
     gin.parse_config(["import tasks.storyworld",
-                      "configured_corpora.corpora = [@Storyworld()]"])
+                      "configured_corpora.corpora = [@Storyworld()]",
+                      "Storyworld.config = @StoryworldConfig()",
+                      "Storyworld.mixture_rates = @AnchoredMixtureRates()"])
   try:
     probes = cap.read_choice_task("tasks.storyworld.probes:probe_records")
   finally:

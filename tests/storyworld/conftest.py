@@ -1,6 +1,7 @@
 """A small storyworld generated into a per-session temporary cache."""
 import pytest
 
+from annotanchor.data.registration import AnchoredMixtureRates
 from tasks.storyworld import Storyworld, generate
 
 
@@ -13,7 +14,7 @@ def small_config():
 @pytest.fixture(scope="session")
 def storyworld_cache(tmp_path_factory, small_config):
   """The storyworld tasks registered for `small_config` in a temp cache; the Storyworld."""
-  world = Storyworld(config=small_config, vocab_size=512,
+  world = Storyworld(config=small_config, mixture_rates=AnchoredMixtureRates(), vocab_size=512,
                      cache_dir=str(tmp_path_factory.mktemp("cache")))
   world.register()
   return world

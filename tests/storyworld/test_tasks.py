@@ -13,7 +13,7 @@ from annotanchor.data.segments import ANNOTATION_MASK
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
-from tasks.storyworld import Storyworld, build, probes
+from tasks.storyworld import build, probes
 
 
 def _examples(name, n, split="train", **kwargs):
@@ -110,9 +110,10 @@ def test_mixture_rates_are_fixed_when_the_corpus_is_built(storyworld_cache):
   """`AnchoredMixtureRates.*` bindings apply when a Storyworld is built from gin, and a
   later change of gin does not reach the registered mixture."""
   with gin.unlock_config():
-    gin.parse_config(["AnchoredMixtureRates.annotation_only_rate = 0.4"])
+    gin.parse_config_files_and_bindings(["gin/experiments/storyworld_data.gin"],
+                                        ["AnchoredMixtureRates.annotation_only_rate = 0.4"])
   try:
-    world = Storyworld()
+    world = registration.configured_corpora()[0]
     assert world.mixture_rates.annotation_only_rate == 0.4
     dataclasses.replace(storyworld_cache, mixture_rates=world.mixture_rates).register()
     with gin.unlock_config():
@@ -158,3 +159,23 @@ def test_build_and_probes_refuse_a_run_without_one_storyworld():
     probes.probe_records()
   with pytest.raises(SettingError, match="holds 0 Storyworld corpora"):
     build.check_settings()
+
+
+def test_the_draw_and_the_mixture_shares_are_bound_where_a_reader_sees_them():
+  """A Storyworld built without `Storyworld.config` or `.mixture_rates` is refused by name,
+  instead of building them from `StoryworldConfig.*` bindings that no gin line connects."""
+  with gin.unlock_config():
+    gin.parse_config(["import tasks.storyworld", "configured_corpora.corpora = [@Storyworld()]",
+                      "StoryworldConfig.seed = 3"])
+  try:
+    with pytest.raises(SettingError, match=r"Storyworld.config=None: expected a StoryworldConfig"):
+      registration.configured_corpora()
+  finally:
+    gin.clear_config()
+  with gin.unlock_config():
+    gin.parse_config_files_and_bindings(["gin/experiments/storyworld_data.gin"],
+                                        ["StoryworldConfig.seed = 3"])
+  try:
+    assert registration.configured_corpora()[0].config.seed == 3
+  finally:
+    gin.clear_config()
