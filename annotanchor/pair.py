@@ -21,12 +21,12 @@ if __name__ == "__main__":
 
 import dataclasses
 import json
-import os
 from typing import Sequence
 
 import gin
 
 from annotanchor import gin_utils
+from annotanchor.atomic_files import write_atomic
 from annotanchor.errors import UserError, require
 from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
 from annotanchor.evaluation.preference_pairs import pair_samples
@@ -61,10 +61,7 @@ def pair(*, samples: str | Sequence[str] = gin.REQUIRED, output: str = gin.REQUI
   if not records:
     raise NoPairsError(f"{files}: no prompt has both a passing and a failing sample "
                        f"({summary}); draw more samples per prompt (infer NUM_SAMPLES)")
-  tmp = f"{output}.tmp"  # Renamed when whole: a reader never sees half a file.
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-  os.replace(tmp, output)
+  write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
   return summary
 
 
