@@ -37,6 +37,7 @@ from annotanchor.errors import SettingError
 from annotanchor.model import attention_kernels
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import PACKING_FEATURES, REQUIRED_FEATURES, DecoderOnlyModel
+from annotanchor.model.preference_model import PAIR_FEATURES, PreferenceModel
 from annotanchor.model.transformer import Decoder
 from annotanchor.tpu.chips import Topology
 from annotanchor.training import partitioning, step as step_lib
@@ -166,13 +167,27 @@ def array_shards(tree: Any, prefix: str) -> list[ArrayShard]:
   return sorted(out, key=lambda a: -a.bytes_per_chip)
 
 
-def abstract_batch(batch_size: int, length: int, mesh: Mesh, pack: bool) -> dict[str, Any]:
-  """The train step's input batch as ShapeDtypeStructs, rows split over the batch axes."""
+def abstract_batch(batch_size: int, length: int, mesh: Mesh, pack: bool,
+                   model: DecoderOnlyModel | None = None) -> dict[str, Any]:
+  """The train step's input batch as ShapeDtypeStructs, rows split over the batch axes (a
+  preference model's: both sides of `batch_size` pairs, unpacked)."""
   sharding = partitioning.batch_sharding(mesh)
-  names = REQUIRED_FEATURES + (PACKING_FEATURES if pack else ())
+  if isinstance(model, PreferenceModel):
+    names = PAIR_FEATURES
+  else:
+    names = REQUIRED_FEATURES + (PACKING_FEATURES if pack else ())
   return {name: jax.ShapeDtypeStruct(
-      (batch_size, length), jnp.float32 if name == "decoder_loss_weights" else jnp.int32,
+      (batch_size, length), jnp.float32 if name.endswith("decoder_loss_weights") else jnp.int32,
       sharding=sharding) for name in names}
+
+
+def step_arguments(model: DecoderOnlyModel, abstract, batch_size: int, length: int, mesh: Mesh,
+                   pack: bool) -> tuple:
+  """What the train step is lowered with: the state, the batch, and a preference model's
+  frozen reference parameters (sharded as the policy's)."""
+  batch = abstract_batch(batch_size, length, mesh, pack, model)
+  frozen = (abstract.params,) if isinstance(model, PreferenceModel) else ()
+  return (abstract, batch, *frozen)
 
 
 def _compile(lower: Callable[[], Any]):
@@ -267,7 +282,7 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
   partitioning.check_batch(batch_size, mesh, microbatches)
   start = time.perf_counter()
   rows = batch_size // microbatches
-  batch = abstract_batch(batch_size, length, mesh, pack)
+  batch = abstract_batch(batch_size, length, mesh, pack, model)
 
   def lower_at(config: TransformerConfig, count: int, unroll: bool = True):
     """The step with `count` microbatches of the real size (all of them: count=microbatches)."""
@@ -275,10 +290,13 @@ def compile_train_step(model: DecoderOnlyModel, tx, schedule, mesh: Mesh, *, bat
         dataclasses.replace(model, config=config), tx, schedule, mesh,
         batch_size=rows * count, microbatches=count, nan_policy=nan_policy,
         unroll_microbatches=unroll)
-    return step.lower(abstract, abstract_batch(rows * count, length, mesh, pack)), abstract
+    return step.lower(*step_arguments(model, abstract, rows * count, length, mesh,
+                                      pack)), abstract
 
   lowered, abstract = lower_at(model.config, microbatches, unroll=False)
   arrays = array_shards(abstract, "state") + array_shards(batch, "batch")
+  if isinstance(model, PreferenceModel):
+    arrays += array_shards(abstract.params, "reference")
   kernels = Cost(kernel_attention_flops(model.config, mesh, batch_size, length), 0.0)
 
   def cost_of(compiled):

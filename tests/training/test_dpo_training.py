@@ -128,3 +128,16 @@ def test_a_preference_run_refuses_what_it_cannot_use(change, message):
   with pytest.raises(SettingError) as raised:
     build()
   assert message in str(raised.value)
+
+
+def test_a_preference_run_refuses_a_task_of_single_sequences():
+  import tasks  # noqa: F401  (registers synthetic_tokens)
+  from annotanchor import train
+  config = tiny_setup.config("unused", initial_checkpoint_path="runs/sft")
+  config = dataclasses.replace(
+      config, data=dataclasses.replace(config.data, pack=False,
+                                       mixture_or_task_name="synthetic_tokens"),
+      preference=run_config.PreferenceConfig())
+  with pytest.raises(SettingError, match="'synthetic_tokens' is not a preference task"):
+    train.check_objective_fits_task(config)
+  train.check_objective_fits_task(dataclasses.replace(config, preference=None))
