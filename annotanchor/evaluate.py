@@ -13,23 +13,23 @@ if __name__ == "__main__":
   run_module_main("annotanchor.evaluate")
 
 import os
-from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import gin
 import numpy as np
 
 from annotanchor import gin_utils
-from annotanchor.data.annotations import AnnotationFormat
-from annotanchor.errors import SettingError
 from annotanchor.evaluation import (adherence, capability, caveats, compare, diversity,
                                     frontier, plots, quality, report, wellformed)
 from annotanchor.evaluation.clusters import EmbeddingClusterLabeller
+from annotanchor.evaluation.config import (AUTO, MINILM, Arms, BootstrapConfig,
+                                           ConstraintsChoice, EmbedderChoice, EvaluateConfig,
+                                           LabellerChoice, MetricsConfig, QualityChoice)
 from annotanchor.evaluation.embedding import MiniLMEmbedder
-from annotanchor.evaluation.hooks import INPUTS, adapt, import_callable
-from annotanchor.evaluation.judge import JudgeEndpoint, JudgeQuality
+from annotanchor.evaluation.hooks import INPUTS
+from annotanchor.evaluation.judge import JudgeQuality
 from annotanchor.evaluation.judge_labels import JudgeLabeller
-from annotanchor.evaluation.labels import (AnnotationTagLabeller, FunctionLabeller,
-                                           labeller_from_path)
+from annotanchor.evaluation.labels import AnnotationTagLabeller, FunctionLabeller
 from annotanchor.evaluation.progress import Progress
 from annotanchor.evaluation.samples import ArmSamples, annotation_format, load_arms
 
@@ -39,91 +39,11 @@ for _cls in (AnnotationTagLabeller, FunctionLabeller, JudgeLabeller, JudgeQualit
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
-# The defaults that follow the embedder: with one, semantic entropy over embedding clusters
-# and distinct_k classes by embedding similarity; without one, neither.
-AUTO = "auto"
-CLUSTERS = "embedding_clusters"
-# distinct_k's default similarity threshold: samples whose response embeddings have a cosine
-# similarity of at least this are one class (near-paraphrases with all-MiniLM-L6-v2).
-DISTINCT_K_THRESHOLD = 0.9
-
-
-def _resolve_labeller(labeller, inputs: Sequence[str], fmt: AnnotationFormat,
-                      has_embedder: bool):
-  """The labeller to use; one that reads annotations reads them in the samples' `fmt`."""
-  if labeller == AUTO:
-    labeller = CLUSTERS if has_embedder else None
-  if labeller == CLUSTERS:
-    labeller = EmbeddingClusterLabeller()
-  if isinstance(labeller, EmbeddingClusterLabeller):
-    if not has_embedder:
-      raise SettingError("evaluate.labeller: the embedding-cluster labeller clusters response "
-                         "embeddings: it needs evaluate.embedder (e.g. 'minilm')")
-    return labeller
-  if labeller == "annotation_tags":
-    return AnnotationTagLabeller(fmt=fmt)
-  if isinstance(labeller, AnnotationTagLabeller):
-    return labeller.with_format(fmt)
-  if labeller is None or callable(labeller):
-    return labeller
-  return labeller_from_path(labeller, inputs)
-
-
-def _resolve_distinct_k_threshold(threshold, has_embedder: bool) -> Optional[float]:
-  if threshold == AUTO:
-    return DISTINCT_K_THRESHOLD if has_embedder else None
-  if threshold is None:
-    return None
-  if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-      or not -1 < threshold <= 1):
-    raise SettingError(f"evaluate.distinct_k_threshold={threshold!r}: expected 'auto', None or "
-                       "a cosine similarity in (-1, 1]")
-  if not has_embedder:
-    raise SettingError("distinct_k_threshold needs an embedder")
-  return float(threshold)
-
-
-def _callable_name(fn) -> str:
-  return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
-
-
-def _quality_source(quality_fn) -> Optional[str]:
-  """What scored quality, for the report's settings: 'function: PATH', 'judge: MODEL'
-  or None (quality not measured)."""
-  if quality_fn is None:
-    return None
-  if isinstance(quality_fn, JudgeEndpoint):
-    return f"judge: {quality_fn.model}"
-  if isinstance(quality_fn, str):
-    return f"function: {quality_fn}"
-  return f"function: {_callable_name(quality_fn)}"
-
-
-def _resolve_quality(quality_fn, inputs: Sequence[str]):
-  if quality_fn is None:
-    return None
-  fn = import_callable(quality_fn) if isinstance(quality_fn, str) else quality_fn
-  return adapt(fn, inputs)
-
-
-def _resolve_embedder(embedder, progress_bar: Optional[bool]) -> Optional[Embedder]:
-  if embedder == "minilm":
-    return MiniLMEmbedder(progress_bar=progress_bar)
-  if embedder is None or callable(embedder):
-    return embedder
-  raise SettingError(f"embedder={embedder!r}: expected 'minilm', None or a callable")
-
-
-def _resolve_constraints(prompt_constraints) -> Optional[Callable[[str], Collection[str]]]:
-  if prompt_constraints is None or callable(prompt_constraints):
-    return prompt_constraints
-  return import_callable(prompt_constraints)
-
 
 def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder],
-                        distinct_ns: Sequence[int], distinct_k_k: Optional[int],
-                        distinct_k_threshold: Optional[float], unknown: str,
-                        prompt_constraints=None, progress_bar: Optional[bool] = None):
+                        metrics_config: MetricsConfig,
+                        prompt_constraints: Optional[Callable] = None,
+                        progress_bar: Optional[bool] = None):
   """Returns ({metric: {arm: (P,)}}, {attr: {arm: (P,)}}, {attr: {arm: rate}}, attrs)."""
   texts = {a: [[s.response for s in row] for row in rows] for a, rows in arms.by_arm.items()}
   metrics: Dict[str, Dict[str, np.ndarray]] = {}
@@ -152,7 +72,7 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
     if attrs:
       metrics["semantic_entropy"] = {}
       for arm, rows in labels.items():
-        ent, rate = diversity.semantic_entropy(rows, attrs, unknown, fixed)
+        ent, rate = diversity.semantic_entropy(rows, attrs, metrics_config.unknown, fixed)
         metrics["semantic_entropy"][arm] = compare.nanmean(ent, axis=0)
         for i, attr in enumerate(attrs):
           by_attr.setdefault(attr, {})[arm] = ent[i]
@@ -165,11 +85,12 @@ def _per_prompt_metrics(arms: ArmSamples, labeller, embedder: Optional[Embedder]
         for a in texts}
   metrics["distinct_k"] = {
       a: np.array([diversity.distinct_k(
-          row, distinct_k_k, embeddings[a][j] if embeddings else None, distinct_k_threshold)
+          row, metrics_config.distinct_k_k, embeddings[a][j] if embeddings else None,
+          metrics_config.distinct_k_threshold)
           for j, row in enumerate(rows)], dtype=np.float64)
       for a, rows in texts.items()}
   for arm, rows in texts.items():
-    for name, values in diversity.distinct_n_dict(rows, distinct_ns).items():
+    for name, values in diversity.distinct_n_dict(rows, metrics_config.distinct_ns).items():
       metrics.setdefault(name, {})[arm] = values
   return metrics, by_attr, unknown_rate, attrs
 
@@ -187,43 +108,45 @@ def _embed_arms(embedder: Embedder, texts: Mapping[str, List[List[str]]], num_sa
   return out
 
 
-def _quality_by_arm(quality_fn, qfn, arms: ArmSamples, order: Sequence[str],
+def _quality_by_arm(choice: QualityChoice, arms: ArmSamples, order: Sequence[str],
                     progress_bar: Optional[bool]) -> Dict[str, Dict[str, np.ndarray]]:
   """arm -> quality name -> (P,) means; a judge's requests (one per sample) show progress."""
   rows = {a: [[(s.prompt, s.annotation, s.response) for s in row] for row in arms.by_arm[a]]
           for a in order}
-  if not isinstance(quality_fn, JudgeEndpoint):  # A local checker is quick: no progress.
-    return {a: quality.quality_per_prompt(qfn, rows[a]) for a in order}
+  if not choice.is_judge:  # A local checker is quick: no progress.
+    return {a: quality.quality_per_prompt(choice.score, rows[a]) for a in order}
   total = sum(len(row) for a in order for row in rows[a])
   with Progress("judge", total, "samples", progress_bar) as progress:
-    return {a: quality.quality_per_prompt(qfn, rows[a], progress.update) for a in order}
+    return {a: quality.quality_per_prompt(choice.score, rows[a], progress.update)
+            for a in order}
 
 
-@gin.configurable(module="annotanchor")
-def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRED,
-             output_dir: str = gin.REQUIRED,
-             capability_files: Optional[Mapping[str, str]] = None,
-             frontiers: Optional[Mapping[str, Sequence[str]]] = None,
-             labeller=AUTO,
-             quality_fn=None,
-             prompt_constraints=None,
-             base_arm: str = "base",
-             sft_arm: str = "sft",
-             anchored_arm: str = "anchored",
-             labeller_inputs: Sequence[str] = INPUTS,
-             quality_inputs: Sequence[str] = INPUTS,
-             embedder="minilm",
-             distinct_ns: Sequence[int] = (1, 2),
-             distinct_k_k: Optional[int] = None,
-             distinct_k_threshold: Union[str, float, None] = AUTO,
-             unknown: str = "label",
-             num_resamples: int = 1000,
-             seed: int = 0,
-             confidence: float = 0.95,
-             rel_tol: float = 0.01,
-             write_plots: bool = True,
-             progress_bar: Optional[bool] = None) -> dict:
-  """Measures every arm's diversity and quality and compares the arms.
+@gin.configurable("evaluate", module="annotanchor")
+def evaluate_config(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRED,
+                    output_dir: str = gin.REQUIRED,
+                    capability_files: Optional[Mapping[str, str]] = None,
+                    frontiers: Optional[Mapping[str, Sequence[str]]] = None,
+                    labeller=AUTO,
+                    quality_fn=None,
+                    prompt_constraints=None,
+                    base_arm: str = "base",
+                    sft_arm: str = "sft",
+                    anchored_arm: str = "anchored",
+                    labeller_inputs: Sequence[str] = INPUTS,
+                    quality_inputs: Sequence[str] = INPUTS,
+                    embedder=MINILM,
+                    distinct_ns: Sequence[int] = (1, 2),
+                    distinct_k_k: Optional[int] = None,
+                    distinct_k_threshold: Union[str, float, None] = AUTO,
+                    unknown: str = "label",
+                    num_resamples: int = 1000,
+                    seed: int = 0,
+                    confidence: float = 0.95,
+                    rel_tol: float = 0.01,
+                    write_plots: bool = True,
+                    progress_bar: Optional[bool] = None) -> EvaluateConfig:
+  """The `evaluate.*` settings, as users bind them, resolved and checked once into an
+  EvaluateConfig (evaluation/config.py), which `evaluate` runs.
 
   Args:
     sample_files: paths of JSONL sample files (arms read from the records), or a
@@ -266,47 +189,64 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     progress_bar: show judge requests and embedding batches as tqdm bars (default: when
       stderr is a terminal), otherwise as a line at every tenth of them.
 
+  Raises:
+    SettingError: a setting of the wrong kind, naming it; nothing is read or written then.
+  """
+  embed = EmbedderChoice.of(embedder, progress_bar)
+  has_embedder = embed.embed is not None
+  # Importing a user module may register gin configurables (the storyworld parser's
+  # package does), which gin refuses once the config is locked.
+  with gin.unlock_config():
+    return EvaluateConfig(
+        sample_files=sample_files, output_dir=output_dir,
+        capability_files=dict(capability_files or {}), frontiers=dict(frontiers or {}),
+        arms=Arms(base_arm, sft_arm, anchored_arm),
+        labeller=LabellerChoice.of(labeller, labeller_inputs, has_embedder),
+        quality=QualityChoice.of(quality_fn, quality_inputs), embedder=embed,
+        constraints=ConstraintsChoice.of(prompt_constraints),
+        metrics=MetricsConfig(tuple(distinct_ns), distinct_k_k,
+                              MetricsConfig.threshold(distinct_k_threshold, has_embedder),
+                              unknown, rel_tol),
+        bootstrap=BootstrapConfig(num_resamples, seed, confidence),
+        write_plots=write_plots, progress_bar=progress_bar)
+
+
+def evaluate(config: EvaluateConfig) -> dict:
+  """Measures every arm's diversity and quality and compares the arms.
+
+  Args:
+    config: the settings (`evaluate_config` builds it from the `evaluate.*` bindings).
+
   Returns:
     The report (as written to report.json).
 
   Raises:
     SampleFileError: malformed or mismatched sample files; nothing is written then.
   """
-  if anchored_arm in (base_arm, sft_arm) or base_arm == sft_arm:
-    raise SettingError(f"base, sft and anchored arms must differ: {base_arm!r}, {sft_arm!r}, "
-                       f"{anchored_arm!r}")
-  arms = load_arms(sample_files, required_arms=[base_arm, sft_arm, anchored_arm])
+  names = config.arms
+  arms = load_arms(config.sample_files, required_arms=list(names.compared))
   # Read first: a bad capability file fails before any metric is computed.
-  capabilities = capability.capability_by_arm(capability_files or {}, arms.arms)
+  capabilities = capability.capability_by_arm(config.capability_files, arms.arms)
   temperatures = {a: float(rows[0][0].decoding["temperature"]) for a, rows in arms.by_arm.items()}
-  if frontiers:
-    if quality_fn is None:
-      raise SettingError("evaluate.frontiers compares arms at matched quality: it needs "
-                         "evaluate.quality_fn")
-    frontier.check_curves(frontiers, arms.arms, temperatures)
+  if config.frontiers:
+    frontier.check_curves(config.frontiers, arms.arms, temperatures)
   fmt = annotation_format([s for rows in arms.by_arm.values() for row in rows for s in row])
-  # Importing a user module may register gin configurables (the storyworld parser's
-  # package does), which gin refuses once the config is locked.
-  with gin.unlock_config():
-    labeller = _resolve_labeller(labeller, labeller_inputs, fmt, embedder is not None)
-    qfn = _resolve_quality(quality_fn, quality_inputs)
-    constraints = _resolve_constraints(prompt_constraints)
-  embed = _resolve_embedder(embedder, progress_bar)
-  distinct_k_threshold = _resolve_distinct_k_threshold(distinct_k_threshold, embed is not None)
-  # Report order: the three named arms first, then the ablations as given.
-  order = [base_arm, sft_arm, anchored_arm] + [
-      a for a in arms.arms if a not in (base_arm, sft_arm, anchored_arm)]
+  labeller = config.labeller.for_format(fmt)
+  embed = config.embedder.embed
+  metrics_config = config.metrics
+  order = names.order(arms.arms)
 
   metrics, by_attr, unknown_rate, attrs = _per_prompt_metrics(
-      arms, labeller, embed, distinct_ns, distinct_k_k, distinct_k_threshold, unknown,
-      constraints, progress_bar)
-  boot = compare.Bootstrap(len(arms.prompt_ids), num_resamples, seed, confidence)
+      arms, labeller, embed, metrics_config, config.constraints.fixed, config.progress_bar)
+  boot = compare.Bootstrap(len(arms.prompt_ids), config.bootstrap.num_resamples,
+                           config.bootstrap.seed, config.bootstrap.confidence)
 
   out_arms = {a: {"diversity": {}, "quality": {}, "entropy_by_attribute": {},
                   "unknown_rate": {}} for a in order}
   comparisons = {}
   for name, per_arm in metrics.items():
-    summary = compare.summarize_metric(per_arm, boot, base_arm, sft_arm, rel_tol, order)
+    summary = compare.summarize_metric(per_arm, boot, names.base, names.sft,
+                                       metrics_config.rel_tol, order)
     for a in order:
       out_arms[a]["diversity"][name] = summary["per_arm"][a]
     comparisons[name] = summary["comparisons"]
@@ -315,29 +255,30 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
     for a in order:
       out_arms[a]["entropy_by_attribute"][attr] = figs.estimate(a).to_dict()
       out_arms[a]["unknown_rate"][attr] = unknown_rate[attr][a]
-  if qfn is not None:
-    q_per_arm = _quality_by_arm(quality_fn, qfn, arms, order, progress_bar)
-    names = sorted({n for q in q_per_arm.values() for n in q},
-                   key=lambda n: (n != quality.OVERALL, n))
-    for n in names:
+  if config.quality.score is not None:
+    q_per_arm = _quality_by_arm(config.quality, arms, order, config.progress_bar)
+    quality_names = sorted({n for q in q_per_arm.values() for n in q},
+                           key=lambda n: (n != quality.OVERALL, n))
+    for n in quality_names:
       figs = compare.ArmFigures(
           {a: q_per_arm[a].get(n, np.full(boot.num_prompts, np.nan)) for a in order}, boot)
       for a in order:
         out_arms[a]["quality"][n] = figs.estimate(a).to_dict()
 
   curves = {}
-  if frontiers:
+  if config.frontiers:
     q_overall = {a: q_per_arm[a].get(quality.OVERALL, np.full(boot.num_prompts, np.nan))
                  for a in order}
-    curves = {m: frontier.frontier(per_arm, q_overall, frontiers, temperatures, base_arm,
-                                   sft_arm, boot) for m, per_arm in metrics.items()}
+    curves = {m: frontier.frontier(per_arm, q_overall, config.frontiers, temperatures,
+                                   names.base, names.sft, boot)
+              for m, per_arm in metrics.items()}
 
   # Whether responses realize their sampled annotations (needs a response-side labeller
   # whose attributes an annotation can name: not the clusters).
   adherent = {}
   if attrs and not isinstance(labeller, (AnnotationTagLabeller, EmbeddingClusterLabeller)):
     adherent = adherence.adherence_by_arm(
-        {a: [s for row in arms.by_arm[a] for s in row] for a in order}, sft_arm,
+        {a: [s for row in arms.by_arm[a] for s in row] for a in order}, names.sft,
         AnnotationTagLabeller(fmt=fmt), labeller, attrs)
 
   # In the format the checkpoints were trained with, as the samples record it.
@@ -349,31 +290,30 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
   for a in order:
     out_arms[a]["degenerate"] = degenerate[a]
 
+  sample_files = config.sample_files
   files = ({k: os.fspath(v) for k, v in sample_files.items()}
            if isinstance(sample_files, Mapping) else [os.fspath(p) for p in sample_files])
   result = {
       "num_prompts": len(arms.prompt_ids), "num_samples": arms.num_samples,
-      "base_arm": base_arm, "sft_arm": sft_arm, "anchored_arm": anchored_arm,
-      "sample_files": files, "output_dir": os.fspath(output_dir),
+      "base_arm": names.base, "sft_arm": names.sft, "anchored_arm": names.anchored,
+      "sample_files": files, "output_dir": os.fspath(config.output_dir),
       "settings": {
           "labeller": None if labeller is None else type(labeller).__name__,
           # Requests, cache hits and failures by cause of a remote labeller (JudgeLabeller).
           **({"labeller_summary": labeller.summary()} if hasattr(labeller, "summary") else {}),
           # The label-free labeller's rule, threshold and clusters per prompt (clusters.py).
-          "clusters": (labeller.settings() if isinstance(labeller, EmbeddingClusterLabeller)
-                       else None),
-          "quality_source": _quality_source(quality_fn),
-          "unknown": unknown, "embedder": None if embed is None else type(embed).__name__,
+          "clusters": labeller.settings() if config.labeller.clusters else None,
+          "quality_source": config.quality.source,
+          "unknown": metrics_config.unknown, "embedder": config.embedder.name,
           # Attributes the prompt fixes are left out of its semantic entropy (if set).
-          "prompt_constraints": (
-              prompt_constraints if constraints is None or isinstance(prompt_constraints, str)
-              else f"{constraints.__module__}:{constraints.__qualname__}"),
-          "distinct_ns": list(distinct_ns), "distinct_k_k": distinct_k_k or arms.num_samples,
-          "distinct_k_threshold": distinct_k_threshold,
-          "distinct_k_equivalence": ("normalised text equality" if distinct_k_threshold is None
-                                     else f"embedding cosine >= {distinct_k_threshold}"),
-          "num_resamples": num_resamples, "seed": seed, "confidence": confidence,
-          "rel_tol": rel_tol, "interval": "paired percentile bootstrap over prompts"},
+          "prompt_constraints": config.constraints.name,
+          "distinct_ns": list(metrics_config.distinct_ns),
+          "distinct_k_k": metrics_config.distinct_k_k or arms.num_samples,
+          "distinct_k_threshold": metrics_config.distinct_k_threshold,
+          "distinct_k_equivalence": metrics_config.equivalence,
+          "num_resamples": config.bootstrap.num_resamples, "seed": config.bootstrap.seed,
+          "confidence": config.bootstrap.confidence, "rel_tol": metrics_config.rel_tol,
+          "interval": "paired percentile bootstrap over prompts"},
       "arms": out_arms,
       "comparisons": comparisons,
       "annotation_adherence": adherent,
@@ -382,9 +322,9 @@ def evaluate(sample_files: Union[Sequence[str], Mapping[str, str]] = gin.REQUIRE
       "frontier": curves,
   }
   result["caveats"] = caveats.report_caveats(result)  # Written first in report.md too.
-  report.write_report(result, output_dir)
-  if write_plots:
-    plots.write_plots(result, output_dir)
+  report.write_report(result, config.output_dir)
+  if config.write_plots:
+    plots.write_plots(result, config.output_dir)
   return result
 
 
@@ -397,5 +337,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"wrote the report on arms {list(result['arms'])} to {result['output_dir']} "
           "(report.md: comparisons and the other tables)")
     return 0
-  return gin_utils.run_main("evaluate", evaluate, argv, doc=__doc__,
-                            exit_code=report_written)
+  return gin_utils.run_main("evaluate", lambda: evaluate(evaluate_config()), argv,
+                            doc=__doc__, exit_code=report_written)

@@ -105,8 +105,9 @@ def sample_files(tmp_path):
 
 def test_the_report_carries_each_arms_capability(tmp_path, sample_files):
   files = {"base": _result(tmp_path, "base", 4), "anchored": _result(tmp_path, "anchored", 3)}
-  rep = evaluate_mod.evaluate(sample_files, str(tmp_path / "e"), capability_files=files,
-                              embedder=None, num_resamples=20, write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      sample_files, str(tmp_path / "e"), capability_files=files, embedder=None, num_resamples=20,
+      write_plots=False))
   assert list(rep["capability"]) == ["base", "anchored"]
   assert rep["capability"]["anchored"]["facts"]["acc"]["value"] == 0.75
   md = (tmp_path / "e" / "report.md").read_text()
@@ -119,6 +120,7 @@ def test_the_report_carries_each_arms_capability(tmp_path, sample_files):
     (lambda t: {"sft": str(t / "none.json")}, "does not exist")])
 def test_bad_capability_files_fail_before_any_report(tmp_path, sample_files, files, needle):
   with pytest.raises(cap.CapabilityFileError, match=needle):
-    evaluate_mod.evaluate(sample_files, str(tmp_path / "e"), capability_files=files(tmp_path),
-                          embedder=None, num_resamples=20, write_plots=False)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        sample_files, str(tmp_path / "e"), capability_files=files(tmp_path), embedder=None,
+        num_resamples=20, write_plots=False))
   assert not (tmp_path / "e").exists()

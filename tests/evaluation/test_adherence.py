@@ -37,9 +37,9 @@ def test_evaluate_reports_adherence_of_arms_that_sample_annotations(tmp_path, wr
   anchored = write_arm(
       "anchored", {"p0": [f"A myth story about {h}." for h in ("h0", "h1", "h0", "h3")]},
       {"p0": [f"<ann> genre:myth hero:{h} </ann>" for h in heroes]})
-  rep = evaluate_mod.evaluate(
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
       {"base": base, "sft": sft, "anchored": anchored}, str(tmp_path / "e"),
-      labeller=_response_labels, embedder=None, num_resamples=20, write_plots=False)
+      labeller=_response_labels, embedder=None, num_resamples=20, write_plots=False))
   adherence = rep["annotation_adherence"]
   assert list(adherence) == ["anchored"]  # base and sft carry no annotation
   assert adherence["anchored"]["hero"]["all"] == {"follows": 0.75, "count": 4}
@@ -54,7 +54,8 @@ def test_annotation_tag_labeller_measures_no_adherence(tmp_path, write_arm):
   """Labels read from the annotation itself would follow it trivially: not reported."""
   files = {a: write_arm(a, {"p0": ["x."] * 2}, {"p0": ["<ann> hero:a </ann>"] * 2})
            for a in ("base", "sft", "anchored")}
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), labeller="annotation_tags",
-                              embedder=None, num_resamples=20, write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), labeller="annotation_tags", embedder=None, num_resamples=20,
+      write_plots=False))
   assert rep["annotation_adherence"] == {}
   assert "Annotation adherence" not in open(tmp_path / "e" / "report.md").read()

@@ -11,6 +11,7 @@ import pytest
 
 from annotanchor import evaluate as evaluate_mod
 from annotanchor.errors import SettingError
+from annotanchor.evaluation import config as evaluation_config
 from annotanchor.evaluation.clusters import EmbeddingClusterLabeller
 from annotanchor.evaluation.embedding import minilm
 from annotanchor.evaluation.samples import SampleFileError
@@ -55,10 +56,11 @@ def style_checker(prompt, response):
 
 def test_known_answers(tmp_path, write_arm):
   out_dir = str(tmp_path / "eval")
-  rep = evaluate_mod.evaluate(_files(write_arm), out_dir, labeller="annotation_tags",
-                              quality_fn="tests.evaluation.test_evaluate:style_checker",
-                              quality_inputs=("prompt", "response"), embedder=fake_embedder,
-                              distinct_k_threshold=None, num_resamples=200)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      _files(write_arm), out_dir, labeller="annotation_tags",
+      quality_fn="tests.evaluation.test_evaluate:style_checker",
+      quality_inputs=("prompt", "response"), embedder=fake_embedder, distinct_k_threshold=None,
+      num_resamples=200))
   arms = rep["arms"]
   assert list(arms) == ["base", "sft", "anchored"]
   ent = {a: arms[a]["diversity"]["semantic_entropy"]["value"] for a in arms}
@@ -104,9 +106,9 @@ def genre_fixed_in_p0_p1(prompt):
 
 
 def test_attributes_a_prompt_fixes_are_left_out(tmp_path, write_arm):
-  rep = evaluate_mod.evaluate(_files(write_arm), str(tmp_path / "e"), labeller="annotation_tags",
-                              prompt_constraints=genre_fixed_in_p0_p1, embedder=None,
-                              num_resamples=50, write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      _files(write_arm), str(tmp_path / "e"), labeller="annotation_tags",
+      prompt_constraints=genre_fixed_in_p0_p1, embedder=None, num_resamples=50, write_plots=False))
   ent = {a: rep["arms"][a]["diversity"]["semantic_entropy"]["value"] for a in rep["arms"]}
   # p0, p1: hero only (base 3, anchored 3); p2, p3: genre and hero (base 2.5, anchored 2).
   assert ent == pytest.approx({"base": 2.75, "sft": 0.0, "anchored": 2.5})
@@ -116,17 +118,17 @@ def test_attributes_a_prompt_fixes_are_left_out(tmp_path, write_arm):
   assert rep["settings"]["prompt_constraints"].endswith("test_evaluate:genre_fixed_in_p0_p1")
   assert "attributes the prompt fixes" in open(tmp_path / "e" / "report.md").read()
   # By import path, as gin binds it.
-  by_path = evaluate_mod.evaluate(
+  by_path = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
       _files(write_arm), str(tmp_path / "p"), labeller="annotation_tags",
       prompt_constraints="tests.evaluation.test_evaluate:genre_fixed_in_p0_p1", embedder=None,
-      num_resamples=50, write_plots=False)
+      num_resamples=50, write_plots=False))
   assert by_path["arms"] == rep["arms"]
   assert by_path["settings"]["prompt_constraints"] == (
       "tests.evaluation.test_evaluate:genre_fixed_in_p0_p1")
   # An attribute every prompt fixes is not measured at all.
-  hero_fixed = evaluate_mod.evaluate(
+  hero_fixed = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
       _files(write_arm), str(tmp_path / "h"), labeller="annotation_tags",
-      prompt_constraints=lambda prompt: ["hero"], embedder=None, num_resamples=50)
+      prompt_constraints=lambda prompt: ["hero"], embedder=None, num_resamples=50))
   assert list(hero_fixed["arms"]["base"]["entropy_by_attribute"]) == ["genre"]
   assert hero_fixed["arms"]["base"]["diversity"]["semantic_entropy"]["value"] == 2.0
 
@@ -134,8 +136,9 @@ def test_attributes_a_prompt_fixes_are_left_out(tmp_path, write_arm):
 def test_ablation_arm_and_list_of_files(tmp_path, write_arm):
   files = list(_files(write_arm).values())
   files.append(write_arm("no_ann", *_arm(["myth"] * 4 + ["noir"] * 4, HEROES)))
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), labeller="annotation_tags",
-                              embedder=None, num_resamples=50, write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), labeller="annotation_tags", embedder=None, num_resamples=50,
+      write_plots=False))
   assert list(rep["arms"]) == ["base", "sft", "anchored", "no_ann"]
   assert rep["comparisons"]["semantic_entropy"]["no_ann"]["gap_closed"]["value"] == \
       pytest.approx(2.0 / 2.5)
@@ -150,7 +153,8 @@ def test_missing_arm_writes_nothing(tmp_path, write_arm):
   del files["anchored"]
   out_dir = tmp_path / "eval"
   with pytest.raises(SampleFileError, match="'anchored' missing"):
-    evaluate_mod.evaluate(files, str(out_dir), embedder=None)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(out_dir), embedder=None))
   assert not out_dir.exists()
 
 
@@ -158,7 +162,8 @@ def test_missing_embedding_extra_is_named(tmp_path, write_arm, monkeypatch):
   import importlib.util
   monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
   with pytest.raises(minilm.EmbeddingsUnavailable, match=r"annotanchor\[embeddings\]"):
-    evaluate_mod.evaluate(_files(write_arm), str(tmp_path / "e"))
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        _files(write_arm), str(tmp_path / "e")))
 
 
 def test_main_with_gin_flags(tmp_path, write_arm, capsys):
@@ -248,8 +253,9 @@ def test_no_labeller_gives_label_free_semantic_entropy(tmp_path, write_arm):
   """No labeller, direct-mode samples: semantic entropy over embedding clusters (the
   annotation tags would leave every direct sample unknown), and distinct_k by embedding
   similarity, both recorded in the settings."""
-  rep = evaluate_mod.evaluate(_direct_topic_files(write_arm), str(tmp_path / "e"),
-                              embedder=topic_embedder, num_resamples=50)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      _direct_topic_files(write_arm), str(tmp_path / "e"), embedder=topic_embedder,
+      num_resamples=50))
   arms = rep["arms"]
   ent = {a: arms[a]["diversity"]["semantic_entropy"]["value"] for a in arms}
   assert all(math.isfinite(v) for v in ent.values())
@@ -265,7 +271,7 @@ def test_no_labeller_gives_label_free_semantic_entropy(tmp_path, write_arm):
   # distinct_k: the texts all differ, but their embeddings fall in 4, 1 and 2 classes.
   dk = {a: arms[a]["diversity"]["distinct_k"]["value"] for a in arms}
   assert dk == {"base": 4.0, "sft": 1.0, "anchored": 2.0}
-  assert settings["distinct_k_threshold"] == evaluate_mod.DISTINCT_K_THRESHOLD == 0.9
+  assert settings["distinct_k_threshold"] == evaluation_config.DISTINCT_K_THRESHOLD == 0.9
   assert settings["distinct_k_equivalence"] == "embedding cosine >= 0.9"
   assert settings["quality_source"] is None and arms["base"]["quality"] == {}
   assert rep["annotation_adherence"] == {}
@@ -274,26 +280,27 @@ def test_no_labeller_gives_label_free_semantic_entropy(tmp_path, write_arm):
 
 def test_label_free_defaults_follow_the_embedder(tmp_path, write_arm):
   files = _direct_topic_files(write_arm)
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), embedder=None, num_resamples=20,
-                              write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), embedder=None, num_resamples=20, write_plots=False))
   assert "semantic_entropy" not in rep["arms"]["base"]["diversity"]
   assert rep["settings"]["labeller"] is None and rep["settings"]["clusters"] is None
   assert rep["settings"]["distinct_k_threshold"] is None
   assert rep["arms"]["base"]["diversity"]["distinct_k"]["value"] == 8.0  # all texts differ
   with pytest.raises(SettingError, match="needs evaluate.embedder"):
-    evaluate_mod.evaluate(files, str(tmp_path / "c"), labeller="embedding_clusters",
-                          embedder=None)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(tmp_path / "c"), labeller="embedding_clusters", embedder=None))
   with pytest.raises(SettingError, match="distinct_k_threshold needs an embedder"):
-    evaluate_mod.evaluate(files, str(tmp_path / "c"), distinct_k_threshold=0.8, embedder=None)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(tmp_path / "c"), distinct_k_threshold=0.8, embedder=None))
   with pytest.raises(SettingError, match="distinct_k_threshold='high'"):
-    evaluate_mod.evaluate(files, str(tmp_path / "c"), distinct_k_threshold="high",
-                          embedder=topic_embedder)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(tmp_path / "c"), distinct_k_threshold="high", embedder=topic_embedder))
   assert not (tmp_path / "c").exists()
   # Explicit choices: a given cut, and text equality for distinct_k.
-  given = evaluate_mod.evaluate(
+  given = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
       files, str(tmp_path / "g"), embedder=topic_embedder, distinct_k_threshold=None,
       labeller=EmbeddingClusterLabeller(distance_threshold=0.5, attribute="meaning"),
-      num_resamples=20, write_plots=False)
+      num_resamples=20, write_plots=False))
   assert given["settings"]["clusters"]["distance_threshold"] == 0.5
   assert given["settings"]["clusters"]["threshold_chosen_by"] == "given"
   assert given["arms"]["base"]["entropy_by_attribute"]["meaning"]["value"] == pytest.approx(2.0)
@@ -309,9 +316,9 @@ def test_quality_source_names_a_judge(tmp_path, write_arm):
       return "SCORE: 5"
 
   judge = FixedJudge(base_url="http://unused", model="judge-7b", api_key_env=None)
-  rep = evaluate_mod.evaluate(_direct_topic_files(write_arm), str(tmp_path / "e"),
-                              quality_fn=judge, embedder=None, num_resamples=20,
-                              write_plots=False, progress_bar=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      _direct_topic_files(write_arm), str(tmp_path / "e"), quality_fn=judge, embedder=None,
+      num_resamples=20, write_plots=False, progress_bar=False))
   assert rep["settings"]["quality_source"] == "judge: judge-7b"
   assert rep["arms"]["sft"]["quality"]["quality"]["value"] == pytest.approx(0.5)
 
@@ -345,8 +352,8 @@ def test_defaults_with_minilm(tmp_path, write_arm):
   anchored = base[:2] + sft[1:3]
   files = {name: write_arm(name, {f"p{p}": texts for p in range(2)})
            for name, texts in (("base", base), ("sft", sft), ("anchored", anchored))}
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), num_resamples=20, write_plots=False,
-                              progress_bar=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), num_resamples=20, write_plots=False, progress_bar=False))
   ent = {a: rep["arms"][a]["diversity"]["semantic_entropy"]["value"] for a in rep["arms"]}
   assert ent["sft"] == pytest.approx(0.0, abs=1e-12)
   assert ent["base"] > ent["anchored"] > ent["sft"]
@@ -364,8 +371,8 @@ def test_the_report_says_how_it_measured_and_what_its_figures_cannot_say(tmp_pat
   files["sft"] = write_arm("sft_empty", {f"p{p}": [f"A {t} tale {i}" if i else " "
                                                   for i, t in enumerate(TOPICS * 2)]
                                          for p in range(2)})
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), embedder=topic_embedder,
-                              num_resamples=50)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), embedder=topic_embedder, num_resamples=50))
   assert rep["arms"]["sft"]["degenerate"]["empty"] == pytest.approx(1 / 8)
   kinds = {(c["kind"], c["arm"], c["metric"]) for c in rep["caveats"]}
   assert ("base_not_more_diverse", "base", "semantic_entropy") in kinds

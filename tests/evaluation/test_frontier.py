@@ -85,9 +85,9 @@ def files(tmp_path):
 
 def test_evaluate_reports_the_frontier(tmp_path, files):
   curves = {"sft": ["sft_t0.6", "sft"], "anchored": ["anchored", "anchored_t0.6"]}
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), frontiers=curves,
-                              quality_fn=good_share, quality_inputs=("response",),
-                              embedder=None, num_resamples=20)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), frontiers=curves, quality_fn=good_share,
+      quality_inputs=("response",), embedder=None, num_resamples=20))
   anchored = rep["frontier"]["distinct_k"]["curves"]["anchored"]["matched"]
   # Quality 1.0 at T 0.6 and 0.25 at 1.0 crosses q* = 0.75 at a third of the way.
   assert anchored["temperature"]["value"] == pytest.approx(0.6 + 0.4 / 3)
@@ -109,5 +109,6 @@ def test_bad_curves_are_refused_before_any_report(tmp_path, files, curves, kwarg
   settings = {"quality_fn": good_share, "quality_inputs": ("response",), "embedder": None,
               "num_resamples": 20, **kwargs}
   with pytest.raises(SettingError, match=needle.replace("[", r"\[").replace("]", r"\]")):
-    evaluate_mod.evaluate(files, str(tmp_path / "e"), frontiers=curves, **settings)
+    evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(tmp_path / "e"), frontiers=curves, **settings))
   assert not (tmp_path / "e").exists()

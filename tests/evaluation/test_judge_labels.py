@@ -96,9 +96,9 @@ def test_second_evaluate_sends_zero_requests(tmp_path, write_arm):
   }
   with FakeEndpoint(_recorded) as server:
     def run(out):
-      return evaluate_mod.evaluate(files, str(tmp_path / out),
-                                   labeller=_labeller(server, cache_dir=str(tmp_path / "c")),
-                                   embedder=None, num_resamples=20, write_plots=False)
+      return evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+          files, str(tmp_path / out), labeller=_labeller(server, cache_dir=str(tmp_path / "c")),
+          embedder=None, num_resamples=20, write_plots=False))
     first = run("e1")
     asked = len(server.requests)
     assert asked == 3  # the distinct responses, each asked once

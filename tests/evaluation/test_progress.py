@@ -39,8 +39,9 @@ def test_a_judge_scoring_quality_shows_its_samples_in_evaluate(tmp_path, write_a
            for arm in ("base", "sft", "anchored")}
   with FakeEndpoint(lambda n, prompt: ("answer", "Fine.\nSCORE: 7")) as server:
     judge = JudgeQuality(base_url=server.url, model="judge", api_key_env=None, backoff_s=0.0)
-    result = evaluate_mod.evaluate(files, str(tmp_path / "e"), quality_fn=judge, embedder=None,
-                                   num_resamples=20, write_plots=False)
+    result = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+        files, str(tmp_path / "e"), quality_fn=judge, embedder=None, num_resamples=20,
+        write_plots=False))
   assert result["arms"]["sft"]["quality"]["quality"]["value"] == pytest.approx(0.7)
   assert _lines(capsys.readouterr().err, "judge")[-1] == "judge: 12/12 samples"
 

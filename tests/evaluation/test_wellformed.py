@@ -46,8 +46,9 @@ def test_evaluate_counts_sampled_annotations_only(tmp_path, write_arm):
       "given": write_arm("given", responses, {"p0": ["<ann> </ann>"] * 4},
                          mode="given_annotation"),
   }
-  rep = evaluate_mod.evaluate(files, str(tmp_path / "e"), labeller="annotation_tags",
-                              embedder=None, num_resamples=20, write_plots=False)
+  rep = evaluate_mod.evaluate(evaluate_mod.evaluate_config(
+      files, str(tmp_path / "e"), labeller="annotation_tags", embedder=None, num_resamples=20,
+      write_plots=False))
   assert rep["malformed_annotations"] == {"anchored": {
       "share": 0.5, "count": 4,
       "by_cause": {"delimiter": 0, "empty": 0, "malformed_tag": 1, "repeated_key": 1}}}
