@@ -9,12 +9,14 @@ import seqio
 import tensorflow as tf
 
 from annotanchor.data import pipeline, preprocessors, sources, vocabulary
+from annotanchor.data.chat_template import ChatTemplate
 from annotanchor.data.feature_converter import LOSS_WEIGHTS, PreferenceFeatureConverter
 from annotanchor.data.preference_corpus import PreferenceCorpus
 from annotanchor.data.preference_records import PreferenceExamples, preference_example
 from annotanchor.data.preference_sequences import preference_features, preference_pairs
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.errors import SettingError
+from tests.data.test_chat_template import CHATML
 from tests.data.test_preprocessors import layout
 
 TEMPLATE = PromptTemplate()
@@ -172,3 +174,21 @@ def test_the_anchored_task_yields_pairs_whose_weights_cover_the_answer_alone(tmp
       assert ("<ann>" in text) == with_annotation, text
   with pytest.raises(SettingError, match="DataConfig.pack=False"):
     pipeline.get_dataset("dpo_test_preference", {"targets": 48}, 2, pack=True)
+
+
+def test_a_hugging_face_chat_template_closes_each_answer_with_its_end_of_turn():
+  """With a chat template, each side is the template's rendering of its conversation: the
+  answer carries the template's end-of-turn text (weight 1) and no EOS of ours."""
+  template = ChatTemplate(CHATML)
+  example = preference_example(PAIR, "p.jsonl, record 1", TEMPLATE, template)
+  # The template renders the content as given (" Tell it. "), as chat SFT does.
+  assert example["chosen_pieces"][0] == "<|im_start|>user\n Tell it. <|im_end|>\n" \
+      "<|im_start|>assistant\n"
+  assert example["chosen_pieces"][-1] == "Done.<|im_end|>\n"
+  assert example["rejected_kinds"][-1] == "last_response"
+  signature = {k: tf.TensorSpec([None], tf.string) for k in example}
+  ds = tf.data.Dataset.from_generator(lambda: iter([example]), output_signature=signature)
+  (out,) = preference_pairs(ds, preference_features(BYTES), anchored=True,
+                            append_eos=False).as_numpy_iterator()
+  weighted = out["chosen_targets"][out[f"chosen_{LOSS_WEIGHTS}"] > 0]
+  assert BYTES.decode(weighted.tolist()) == "Done.<|im_end|>\n"

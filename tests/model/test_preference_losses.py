@@ -200,7 +200,7 @@ def _trl_loss_and_grads(data, beta, label_smoothing, loss_type):
       "ref_rejected_logps": torch.tensor(ref[1])}, return_outputs=False)
   loss.backward()
   grad = hidden.grad.numpy()[:, :LENGTH]
-  return float(loss), [grad[:pairs], grad[pairs:]]
+  return float(loss.detach()), [grad[:pairs], grad[pairs:]]
 
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
