@@ -41,10 +41,13 @@ def _sum_terms(model, params, batch, frozen):
 def make_train_step(model: DecoderOnlyModel, tx: optax.GradientTransformation,
                     schedule: Callable, *, microbatches: int = 1, nan_policy: str = "skip",
                     mesh=None, unroll_microbatches: bool = False):
-  """Builds `step(state, batch) -> (state, metrics)` (not yet jitted).
+  """Builds `step(state, batch, *frozen) -> (state, metrics)` (not yet jitted).
 
   Gradients of the loss numerator are summed over microbatches and divided once by the
   summed denominator, so M microbatches of B/M rows give the same update as one batch of B.
+  `frozen` is what the model's loss reads besides its parameters and gets no gradient: a
+  `PreferenceModel`'s reference parameters, nothing for a language model. The metrics
+  are the loss, the model's own (`model.metrics`), the gradient norm and learning rate.
 
   Args:
     model: the model (network + loss).
