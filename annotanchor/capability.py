@@ -30,24 +30,25 @@ import tqdm
 
 from annotanchor import gin_utils
 from annotanchor.atomic_files import write_atomic
+from annotanchor.capability_config import CapabilityConfig, ProbeConfig, ScoredCheckpoint
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.choice_scoring import ContinuationScorer
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
-from annotanchor.errors import SettingError, UserError, is_count
+from annotanchor.errors import UserError
 from annotanchor.evaluation import capability as capability_lib
 from annotanchor.model.config import TransformerConfig
 
 SCORES_FILE = "capability_scores.jsonl"
 
 
-def _questions(task_files: Mapping[str, str], num_fewshot: int, delimiter: str,
-               separator: str, seed: int, limit: int | None):
+def _questions(probes: ProbeConfig):
   """{task: [(example, context with its shots)]} for every task file."""
   out = {}
-  for name, source in task_files.items():
-    examples = capability_lib.read_choice_task(source)[:limit]
+  for name, source in probes.task_files.items():
+    examples = capability_lib.read_choice_task(source)[:probes.limit]
     out[name] = [(ex, capability_lib.fewshot_context(
-        ex, capability_lib.pick_shots(examples, i, num_fewshot, seed), delimiter, separator))
+        ex, capability_lib.pick_shots(examples, i, probes.num_fewshot, probes.seed),
+        probes.delimiter, probes.fewshot_separator))
         for i, ex in enumerate(examples)]
   return out
 
@@ -60,68 +61,65 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
                model_config: TransformerConfig | None = None,
                vocabulary: seqio.Vocabulary | None = None, template: PromptTemplate | None = None,
                mesh: Mapping[str, int] | None = None,
-               progress_bar: bool | None = None) -> str:
-  """Scores a checkpoint on multiple-choice task files; returns capability.json's path.
+               progress_bar: bool | None = None) -> CapabilityConfig:
+  """The `capability.*` settings, as users bind them (gin/runs/capability.gin), checked
+  once into a CapabilityConfig (annotanchor/capability_config.py), which `score` runs.
 
-  Args:
-    checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
-    output_dir: where capability.json, capability_scores.jsonl and config.gin go.
-    arm: the arm name recorded in the result (the report row it joins).
-    task_files: task name -> JSONL of {"id", "context", "choices", "gold"}, or the import
-      path "pkg.module:function" of a function returning such records.
-    num_fewshot: solved questions of the same task put before each context.
-    delimiter: joins a context and a choice (lm-eval-harness: " ").
-    fewshot_separator: joins the shots and the question.
-    seed: picks the shots.
-    limit: score only the first `limit` questions of each task (a quick look).
-    rows_per_call: (context, choice) rows per forward pass.
-    model_config: the network's shape; default the checkpoint's.
-    vocabulary: default the checkpoint's (it must be the one trained with).
-    template: checked against the checkpoint's like infer's (raw text is scored, so it
-      changes nothing here).
-    mesh: degrees per mesh axis; default every device on `data`.
-    progress_bar: a tqdm bar (default: on interactive terminals).
+  Args: the fields of annotanchor/capability_config.py's groups, flat: checkpoint_path,
+    model_config, vocabulary, template and mesh (ScoredCheckpoint: the checkpoint scored
+    and what the user says about it); task_files, num_fewshot, delimiter,
+    fewshot_separator, seed and limit (ProbeConfig: the questions); output_dir, arm,
+    rows_per_call and progress_bar (CapabilityConfig).
 
   Raises:
-    CapabilityFileError: a bad task file; SettingError: a bad setting; an earlier result
-      in OUTPUT_DIR with other settings.
+    SettingError: a bad setting, naming it.
   """
-  if not task_files or not isinstance(task_files, Mapping):
-    raise SettingError(f"TASK_FILES={task_files!r}: expected a dict task name -> JSONL path")
-  if not is_count(num_fewshot, 0):
-    raise SettingError(f"num_fewshot={num_fewshot!r}: expected an int >= 0")
-  if limit is not None and not is_count(limit):
-    raise SettingError(f"limit={limit!r}: expected a positive int or None")
-  questions = _questions(task_files, num_fewshot, delimiter, fewshot_separator, seed, limit)
-  result_path = os.path.join(output_dir, capability_lib.RESULT_FILE)
-  run = {"checkpoint_path": checkpoint_path,
-         "task_files": {k: v if capability_lib.is_import_path(v) else os.path.abspath(v)
-                        for k, v in sorted(task_files.items())},
-         "num_fewshot": num_fewshot, "delimiter": delimiter,
-         "fewshot_separator": fewshot_separator, "seed": seed, "limit": limit}
+  return CapabilityConfig(
+      output_dir=output_dir, arm=arm,
+      probes=ProbeConfig(task_files=task_files, num_fewshot=num_fewshot, delimiter=delimiter,
+                         fewshot_separator=fewshot_separator, seed=seed, limit=limit),
+      checkpoint=ScoredCheckpoint(path=checkpoint_path, model_config=model_config,
+                                  vocabulary=vocabulary, template=template, mesh=mesh),
+      rows_per_call=rows_per_call, progress_bar=progress_bar)
+
+
+def score(config: CapabilityConfig) -> str:
+  """Scores a checkpoint on multiple-choice task files; returns capability.json's path.
+
+  Raises:
+    CapabilityFileError: a bad task file; UserError: an earlier result in OUTPUT_DIR with
+      other settings.
+  """
+  probes, checkpoint = config.probes, config.checkpoint
+  questions = _questions(probes)
+  result_path = os.path.join(config.output_dir, capability_lib.RESULT_FILE)
+  run = probes.record(checkpoint.path)
   if os.path.exists(result_path):
     previous = capability_lib.CapabilityResult.read(result_path)
-    if previous.arm == arm and dict(previous.run) == run:
+    if previous.arm == config.arm and dict(previous.run) == run:
       logging.info("%s is complete; nothing to do", result_path)
       return result_path
     raise UserError(f"{result_path} holds a result with other settings (arm "
                     f"{previous.arm!r}, {dict(previous.run)}); delete it or choose another "
                     "OUTPUT_DIR")
 
-  bound_model = gin_utils.bound_model_fields(model_config)
-  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
-                               template=template, mesh=mesh)
+  bound_model = gin_utils.bound_model_fields(checkpoint.model_config)
+  setup = restore_for_sampling(checkpoint.path, bound_model=bound_model,
+                               vocabulary=checkpoint.vocabulary, template=checkpoint.template,
+                               mesh=checkpoint.mesh)
   scorer = ContinuationScorer(setup.sampler.config, setup.sampler.mesh,
-                              setup.sampler.param_shardings, rows_per_call=rows_per_call)
-  gin_utils.write_operative_config(output_dir)
+                              setup.sampler.param_shardings, rows_per_call=config.rows_per_call)
+  gin_utils.write_operative_config(config.output_dir)
 
   total = sum(len(ex.choices) for qs in questions.values() for ex, _ in qs)
+  progress_bar = config.progress_bar
   bar = tqdm.tqdm(total=total, unit="choice", dynamic_ncols=True,
                   disable=not (sys.stderr.isatty() if progress_bar is None else progress_bar))
   tasks, lines, start = {}, [], time.perf_counter()
   for name, qs in questions.items():
     task_start = time.perf_counter()
-    pairs = [(context, delimiter + choice) for ex, context in qs for choice in ex.choices]
+    pairs = [(context, probes.delimiter + choice) for ex, context in qs
+             for choice in ex.choices]
     scores = scorer.score(setup.params, setup.vocabulary, pairs, progress=bar.update)
     logliks, first = [], 0
     for ex, _ in qs:
@@ -139,8 +137,8 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
                  tasks[name]["acc"]["value"], tasks[name]["acc_norm"]["value"], len(qs),
                  len(qs) / seconds)
   bar.close()
-  write_atomic(os.path.join(output_dir, SCORES_FILE), "".join(lines))
-  write_atomic(result_path, capability_lib.CapabilityResult(arm, run, tasks).to_json())
+  write_atomic(os.path.join(config.output_dir, SCORES_FILE), "".join(lines))
+  write_atomic(result_path, capability_lib.CapabilityResult(config.arm, run, tasks).to_json())
   logging.info("scored %d choices in %.1f s; wrote %s", total, time.perf_counter() - start,
                result_path)
   return result_path
@@ -153,4 +151,5 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"{result.arm} {name}: acc {acc['acc']['value']:.3f} acc_norm "
             f"{acc['acc_norm']['value']:.3f} ({acc['num_examples']} questions)")
     return 0
-  return gin_utils.run_main("capability", capability, argv, doc=__doc__, exit_code=report)
+  return gin_utils.run_main("capability", lambda: score(capability()), argv, doc=__doc__,
+                            exit_code=report)
