@@ -42,7 +42,10 @@ def _check(loss_on: str, key_only_rate: float) -> None:
     raise SettingError(f"key_only_rate must be in [0, 1], got {key_only_rate}.")
 
 
-@gin.configurable
+# The registering corpus passes these (registration.register_sft_tasks; the annotation
+# knobs are its fields): a gin binding of one here would be overridden unseen, so gin
+# refuses it.
+@gin.configurable(denylist=["anchored", "key_only_rate", "mask_annotation", "append_eos"])
 def chat_sft(dataset: tf.data.Dataset, output_features: Features, anchored: bool = False,
              loss_on: str = "all", key_only_rate: float = 0.003,
              mask_annotation: bool = True, append_eos: bool = True) -> tf.data.Dataset:

@@ -22,6 +22,11 @@ response; weights under the tokens):
 
 Annotation-only sequences carry no EOS: in the data an annotation is always
 followed by text, so teaching the model to stop after one would be wrong.
+
+The knobs (`dropout_rate`, `key_only_rate`, `mask_annotation`) are arguments, not gin
+bindings: a corpus carries them (`Storyworld.mask_annotation`, `JsonlCorpus.key_only_rate`,
+checked by `check_annotation_knobs` when it is built) and passes them to these functions
+when it registers its tasks, so a reader of the gin files sees each one reach the corpus.
 Preprocessors that draw random numbers get per-example seeds from SeqIO, so
 they belong after the task's `CacheDatasetPlaceholder` (new draws each epoch)
 and are deterministic for a given `get_dataset` seed.
@@ -35,9 +40,19 @@ import tensorflow as tf
 from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.segments import annotation_pieces, build_sequence
-from annotanchor.errors import SettingError
+from annotanchor.errors import SettingError, require
 
 Features = Mapping[str, seqio.Feature]
+
+
+def check_annotation_knobs(owner: str, dropout_rate: float, key_only_rate: float,
+                           mask_annotation: bool) -> None:
+  """Raises SettingError naming `owner.KNOB` for a corpus's knob out of range."""
+  for name, rate in (("dropout_rate", dropout_rate), ("key_only_rate", key_only_rate)):
+    require(isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate <= 1,
+            f"{owner}.{name}", rate, "a number in [0, 1]")
+  require(isinstance(mask_annotation, bool), f"{owner}.mask_annotation", mask_annotation,
+          "True or False")
 
 
 def _vocabulary(output_features: Features) -> seqio.Vocabulary:
@@ -83,7 +98,6 @@ def _pretraining(dataset: tf.data.Dataset, output_features: Features, dropout_ra
   return convert(dataset)
 
 
-@gin.configurable
 def annotated_pretraining(dataset: tf.data.Dataset, output_features: Features, *,
                           template: PromptTemplate,
                           dropout_rate: float = 0.0) -> tf.data.Dataset:
@@ -135,7 +149,6 @@ def standard_sft(dataset: tf.data.Dataset, output_features: Features, *,
   return convert(dataset)
 
 
-@gin.configurable
 def anchored_sft(dataset: tf.data.Dataset, output_features: Features, *,
                  template: PromptTemplate, key_only_rate: float = 0.003,
                  mask_annotation: bool = True) -> tf.data.Dataset:

@@ -133,7 +133,8 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
                             template: PromptTemplate,
                             open_prompts: Optional[Sequence[str]] = None,
                             shuffle_buffer_size: int = 10_000,
-                            sft_context_source: Optional[seqio.DataSource] = None) -> list[str]:
+                            sft_context_source: Optional[seqio.DataSource] = None,
+                            dropout_rate: float = 0.0) -> list[str]:
   """Registers the pretraining and annotation-only tasks of a document corpus.
 
   Args:
@@ -147,11 +148,14 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
       SFT-context form (default `source`); e.g. only the stories when the prompts ask
       for a story, so that no prompt is paired with the annotation of another kind of
       document.
+    dropout_rate: the corpus's share of chunk annotations left out of P_pretrain
+      (`preprocessors.annotated_pretraining`).
   """
   sft_context = functools.partial(preprocessors.annotation_only, form="sft_context")
   if open_prompts:
     sft_context = functools.partial(sft_context, prompts=tuple(open_prompts))
-  kinds = {"pretrain": preprocessors.annotated_pretraining,
+  kinds = {"pretrain": functools.partial(preprocessors.annotated_pretraining,
+                                         dropout_rate=dropout_rate),
            "pretrain_plain": preprocessors.plain_pretraining,
            "annotation_only": functools.partial(preprocessors.annotation_only, form="pretraining"),
            "annotation_only_sft_context": sft_context}
@@ -164,19 +168,23 @@ def register_document_tasks(prefix: str, source: seqio.DataSource, vocabulary: s
 def register_sft_tasks(prefix: str, source: seqio.DataSource, vocabulary: seqio.Vocabulary,
                        template: PromptTemplate, shuffle_buffer_size: int = 10_000,
                        chat: bool = False, append_eos: bool = True,
-                       standard_source: Optional[seqio.DataSource] = None) -> list[str]:
+                       standard_source: Optional[seqio.DataSource] = None,
+                       key_only_rate: float = 0.003, mask_annotation: bool = True) -> list[str]:
   """Registers `P_sft` and `P_sft_anchored` over an SFT source: prompt/response pairs, or
   with `chat` conversations (`validated.ChatExamples`, preprocessed by `chat_sft`, ending
   with EOS unless `append_eos` is False: a Hugging Face chat template closes its turns).
   `template` is the corpus's (chat sources are laid out in it by their converter).
   `source` must carry every annotation (anchored); `standard_source`, when given, is what
   `P_sft` reads instead (the same files validated with `anchored=False`: annotations
-  optional), so that a corpus without annotations trains standard SFT."""
+  optional), so that a corpus without annotations trains standard SFT. `key_only_rate` and
+  `mask_annotation` are the corpus's (see `preprocessors.anchored_sft`)."""
+  knobs = {"key_only_rate": key_only_rate, "mask_annotation": mask_annotation}
   standard = functools.partial(preprocessors.standard_sft, template=template)
-  anchored = functools.partial(preprocessors.anchored_sft, template=template)
+  anchored = functools.partial(preprocessors.anchored_sft, template=template, **knobs)
   if chat:
     standard = functools.partial(chat_sft.chat_sft, anchored=False, append_eos=append_eos)
-    anchored = functools.partial(chat_sft.chat_sft, anchored=True, append_eos=append_eos)
+    anchored = functools.partial(chat_sft.chat_sft, anchored=True, append_eos=append_eos,
+                                 **knobs)
   return [_add(f"{prefix}_sft", standard_source or source, vocabulary, standard,
                shuffle_buffer_size, template),
           _add(f"{prefix}_sft_anchored", source, vocabulary, anchored, shuffle_buffer_size,
@@ -394,6 +402,11 @@ class JsonlCorpus:
       `validated.default_cache_dir()`).
     mixture_rates: the shares of P_anchored_sft_mixture (registered when the corpus has
       both documents and SFT examples).
+    dropout_rate: the share of chunk annotations left out of P_pretrain.
+    key_only_rate: the share of anchored SFT examples whose annotation keys and
+      delimiters stay in the loss (values masked), to keep the tag syntax stable.
+    mask_annotation: False puts the whole annotation of anchored SFT in the loss (the
+      ablation; `preprocessors.anchored_sft`).
     eval_prompts: file pattern(s) of held-out prompts, JSONL `{"prompt", "id"}` (id
       optional), registered as P_eval_prompts; an SFT record whose prompt (`sft_prompt`)
       is one of them exactly is left out of the SFT tasks and the mixture, so the prompts
@@ -418,10 +431,15 @@ class JsonlCorpus:
   # Built with the corpus, so `AnchoredMixtureRates.X` bindings apply (and are checked) at
   # start-up, and are fixed from then on.
   mixture_rates: AnchoredMixtureRates = dataclasses.field(default_factory=AnchoredMixtureRates)
+  dropout_rate: float = 0.0
+  key_only_rate: float = 0.003
+  mask_annotation: bool = True
   eval_prompts: Optional[str | Sequence[str]] = None
   num_eval_prompts: int = 0
 
   def __post_init__(self):
+    preprocessors.check_annotation_knobs("JsonlCorpus", self.dropout_rate, self.key_only_rate,
+                                         self.mask_annotation)
     require(is_count(self.num_eval_prompts, 0), "JsonlCorpus.num_eval_prompts",
             self.num_eval_prompts, "an int >= 0")
     if self.eval_prompts is not None:
@@ -450,7 +468,7 @@ class JsonlCorpus:
     if self.documents:
       names += register_document_tasks(
           self.name, source(self.documents, validated.Documents(fmt, self.document_fields)),
-          vocabulary, self.template)
+          vocabulary, self.template, dropout_rate=self.dropout_rate)
     held_out = self._held_out() if self.eval_prompts or self.num_eval_prompts else None
     if self.sft:
       chat = self.sft_format == "messages"
@@ -478,7 +496,9 @@ class JsonlCorpus:
       # a task reading it builds its dataset.
       names += register_sft_tasks(self.name, sft_source(True), vocabulary,
                                   self.template, chat=chat, append_eos=jinja is None,
-                                  standard_source=sft_source(False))
+                                  standard_source=sft_source(False),
+                                  key_only_rate=self.key_only_rate,
+                                  mask_annotation=self.mask_annotation)
     if self.documents and self.sft:
       names.append(register_anchored_mixture(self.name, self.mixture_rates))
     if held_out:

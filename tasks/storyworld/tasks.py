@@ -8,7 +8,7 @@ import gin
 import seqio
 import tensorflow as tf
 
-from annotanchor.data import registration, validated
+from annotanchor.data import preprocessors, registration, validated
 from annotanchor.data.feature_converter import LOSS_WEIGHTS
 from annotanchor.data.vocabulary import LazySentencePieceVocabulary
 from annotanchor.errors import SettingError, is_count, require
@@ -53,6 +53,10 @@ class Storyworld:
     mixture_rates: the shares of storyworld_anchored_sft_mixture.
     vocab_size: target size of its SentencePiece vocabulary.
     cache_dir: root of the corpus cache (default `validated.default_cache_dir()`).
+    dropout_rate, key_only_rate, mask_annotation: how its annotations are weighted
+      (annotanchor/data/preprocessors.py): the share of chunk annotations left out of
+      pretraining, the share of anchored SFT examples with their keys in the loss, and
+      False for the ablation that puts whole annotations in the loss.
   """
   # Given, never defaulted: a default built here would read `StoryworldConfig.*` and
   # `AnchoredMixtureRates.*` bindings that no gin file shows reaching the corpus.
@@ -60,8 +64,13 @@ class Storyworld:
   mixture_rates: Optional[registration.AnchoredMixtureRates] = None
   vocab_size: int = 1024
   cache_dir: Optional[str] = None
+  dropout_rate: float = 0.0
+  key_only_rate: float = 0.003
+  mask_annotation: bool = True
 
   def __post_init__(self):
+    preprocessors.check_annotation_knobs("Storyworld", self.dropout_rate, self.key_only_rate,
+                                         self.mask_annotation)
     require(isinstance(self.config, generate.StoryworldConfig), "Storyworld.config",
             self.config, "a StoryworldConfig (in gin: Storyworld.config = @StoryworldConfig())")
     require(isinstance(self.mixture_rates, registration.AnchoredMixtureRates),
@@ -81,9 +90,11 @@ class Storyworld:
     docs = self._source("pretrain", validated.Documents(fmt))
     stories = self._source("pretrain", validated.Documents(fmt), keep=_is_story)
     names = registration.register_document_tasks(
-        PREFIX, docs, vocabulary, TEMPLATE, templates.OPEN_PROMPTS, sft_context_source=stories)
+        PREFIX, docs, vocabulary, TEMPLATE, templates.OPEN_PROMPTS, sft_context_source=stories,
+        dropout_rate=self.dropout_rate)
     names += registration.register_sft_tasks(
-        PREFIX, self._source("sft", validated.SftExamples(fmt)), vocabulary, TEMPLATE)
+        PREFIX, self._source("sft", validated.SftExamples(fmt)), vocabulary, TEMPLATE,
+        key_only_rate=self.key_only_rate, mask_annotation=self.mask_annotation)
     names.append(registration.register_anchored_mixture(PREFIX, self.mixture_rates))
     name = f"{PREFIX}_eval_prompts"
     if name in seqio.TaskRegistry.names():

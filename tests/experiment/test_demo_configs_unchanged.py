@@ -9,7 +9,10 @@ configuration as that command line. The command lines name gin files, not their 
 a change to gin/runs/ or gin/models/ reaches both sides alike. One file they named is gone:
 gin/experiments/storyworld_eval.gin, whose five `evaluate.*` bindings are now the storyworld
 corpus's labeller, quality function and prompt constraints; the evaluate steps' command lines
-hold those bindings in its place.
+hold those bindings in its place. One binding was renamed since (issue 31): the annotation
+knobs are the corpus's fields, so the recorded `--gin.anchored_sft.mask_annotation=False`
+reads `--gin.Storyworld.mask_annotation=False` (the same value, reaching the same
+preprocessor argument), replaced by name and nothing else.
 """
 import functools
 import json
