@@ -26,7 +26,7 @@ from annotanchor.data.registration import (configured_corpora, mixture_or_task,
 from annotanchor.errors import SettingError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import DecoderOnlyModel
-from annotanchor.model.preference_model import PreferenceModel
+from annotanchor.model.preference_model import REHEARSAL, PreferenceModel
 from annotanchor.training import loop, metadata, multihost, partitioning
 from annotanchor.training.optim import make_optimizer
 from annotanchor.training.run_config import DataConfig, TrainConfig
@@ -48,10 +48,16 @@ def train(config: TrainConfig) -> loop.TrainResult:
   device_mesh = partitioning.make_mesh(config.mesh or {"data": -1})
   model, tx, schedule = model_and_optimizer(config)
   def data_from(start_step: int):
-    batches = iter(pipeline.get_dataset(
-        data.mixture_or_task_name, data.task_feature_lengths, data.batch_size, seed=data.seed,
-        pack=data.pack, shard_index=jax.process_index(), num_shards=jax.process_count(),
+    stream = lambda name, pack: iter(pipeline.get_dataset(
+        name, data.task_feature_lengths, data.batch_size, seed=data.seed, pack=pack,
+        shard_index=jax.process_index(), num_shards=jax.process_count(),
         start_step=start_step))
+    batches = stream(data.mixture_or_task_name, data.pack)
+    rehearsal = config.preference and config.preference.rehearsal_task
+    if rehearsal:  # One row per pair, from a stream that resumes at the same step.
+      batches = (
+          {**pairs, **{f"{REHEARSAL}_{k}": v for k, v in rows.items()}}
+          for pairs, rows in zip(batches, stream(rehearsal, False)))
     if jax.process_index() == 0:  # Now every configurable of the run has been called.
       gin_utils.write_operative_config(config.model_dir)
     return batches
@@ -70,7 +76,8 @@ def model_and_optimizer(config: TrainConfig):
     preference = config.preference
     model = PreferenceModel(config.model, beta=preference.beta,
                             label_smoothing=preference.label_smoothing,
-                            loss_type=preference.loss_type)
+                            loss_type=preference.loss_type,
+                            rehearsal_weight=preference.rehearsal_weight)
   else:
     model = DecoderOnlyModel(config.model, z_loss=config.step.z_loss,
                              loss_normalization=config.step.loss_normalization)
@@ -161,6 +168,11 @@ def check_objective_fits_task(config: TrainConfig) -> None:
     raise SettingError(f"MIXTURE_OR_TASK_NAME={name!r} is not a preference task, and "
                        "TrainConfig.preference trains on pairs: give a P_preference or "
                        "P_preference_anchored task (data/preference_corpus.py)")
+  rehearsal = config.preference and config.preference.rehearsal_task
+  setting = "PreferenceConfig.rehearsal_task"
+  if rehearsal and is_preference_task(mixture_or_task(rehearsal, setting)):
+    raise SettingError(f"PreferenceConfig.rehearsal_task={rehearsal!r} yields pairs: give a "
+                       "task of single sequences (e.g. P_annotation_only)")
 
 
 def main(argv: list[str] | None = None) -> int:

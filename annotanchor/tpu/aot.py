@@ -37,7 +37,7 @@ from annotanchor.errors import SettingError
 from annotanchor.model import attention_kernels
 from annotanchor.model.config import TransformerConfig
 from annotanchor.model.model import PACKING_FEATURES, REQUIRED_FEATURES, DecoderOnlyModel
-from annotanchor.model.preference_model import PAIR_FEATURES, PreferenceModel
+from annotanchor.model.preference_model import PreferenceModel
 from annotanchor.model.transformer import Decoder
 from annotanchor.tpu.chips import Topology
 from annotanchor.training import partitioning, step as step_lib
@@ -173,7 +173,7 @@ def abstract_batch(batch_size: int, length: int, mesh: Mesh, pack: bool,
   preference model's: both sides of `batch_size` pairs, unpacked)."""
   sharding = partitioning.batch_sharding(mesh)
   if isinstance(model, PreferenceModel):
-    names = PAIR_FEATURES
+    names = model.features
   else:
     names = REQUIRED_FEATURES + (PACKING_FEATURES if pack else ())
   return {name: jax.ShapeDtypeStruct(

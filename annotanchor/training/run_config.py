@@ -120,10 +120,17 @@ class PreferenceConfig:
     beta: the KL strength (IPO's tau).
     label_smoothing: conservative DPO's label-noise rate, in [0, 0.5) (sigmoid only).
     loss_type: "sigmoid" (DPO) or "ipo".
+    rehearsal_task: a task of annotation-only sequences (e.g. P_annotation_only) rehearsed
+      beside the pairs, one unpacked row per pair, as the anchored SFT mixture rehearses
+      them (None: no rehearsal).
+    rehearsal_weight: the weight of the rehearsed rows' mean cross-entropy in each pair's
+      loss (> 0 with a rehearsal_task).
   """
   beta: float = 0.1
   label_smoothing: float = 0.0
   loss_type: str = "sigmoid"
+  rehearsal_task: str | None = None
+  rehearsal_weight: float = 0.0
 
   def __post_init__(self):
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -135,6 +142,13 @@ class PreferenceConfig:
             and (self.label_smoothing == 0 or self.loss_type == "sigmoid"),
             "PreferenceConfig.label_smoothing", self.label_smoothing,
             "a number in [0, 0.5), and 0 unless loss_type='sigmoid'")
+    require(self.rehearsal_task is None or (isinstance(self.rehearsal_task, str)
+                                            and bool(self.rehearsal_task)),
+            "PreferenceConfig.rehearsal_task", self.rehearsal_task, "None or a task name")
+    require(number(self.rehearsal_weight) and self.rehearsal_weight >= 0
+            and (self.rehearsal_weight > 0) == (self.rehearsal_task is not None),
+            "PreferenceConfig.rehearsal_weight", self.rehearsal_weight,
+            "a number > 0 with a rehearsal_task, 0 without")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

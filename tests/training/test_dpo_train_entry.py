@@ -71,3 +71,37 @@ def test_a_pair_without_its_annotation_is_one_line(setup):
   path, done = _train(root, spm, reference, [PAIRS[0], bad], root / "bad", "--gin.TRAIN_STEPS=2")
   assert_one_line_error(done, "train", "SourceError", f"{path}, record 2",
                         "no 'rejected_annotation'")
+
+
+@pytest.mark.slow
+def test_dpo_rehearses_annotation_only_sequences_of_a_document_corpus(setup, tmp_path):
+  """The pairs beside one annotation-only row per pair from a JsonlCorpus's documents."""
+  root, spm, reference = setup
+  docs = tmp_path / "docs.jsonl"
+  docs.write_text("".join(json.dumps({"text": "The calm sea sang all night.",
+                                      "annotations": [{"topic": "sea"}]}) + "\n"
+                          for _ in range(8)))
+  corpora = tmp_path / "corpora.gin"
+  corpora.write_text("\n".join([
+      "from __gin__ import dynamic_registration",
+      "from annotanchor.data import preference_corpus",
+      "from annotanchor.data import registration",
+      "registration.configured_corpora.corpora = "
+      "[@prefs/preference_corpus.PreferenceCorpus(), @user/registration.JsonlCorpus()]",
+      "user/registration.JsonlCorpus.name = 'user'",
+      f"user/registration.JsonlCorpus.vocabulary_path = {spm!r}",
+      f"user/registration.JsonlCorpus.documents = {{'train': {str(docs)!r}}}",
+      f"user/registration.JsonlCorpus.cache_dir = {str(tmp_path / 'cache')!r}"]) + "\n")
+  model_dir = tmp_path / "dpo"
+  _, done = _train(root, spm, reference, PAIRS, model_dir, "--gin.TRAIN_STEPS=2",
+                   "--gin.TrainConfig.log_every=1", f"--gin_file={corpora}",
+                   "--gin.PreferenceConfig.rehearsal_task='user_annotation_only'",
+                   "--gin.PreferenceConfig.rehearsal_weight=0.5")
+  assert done.returncode == 0, done.stderr[-3000:]
+  with open(model_dir / "train_metrics.jsonl") as f:
+    records = [json.loads(line) for line in f]
+  # Step 1: DPO's log 2 plus half the rehearsed rows' mean cross-entropy.
+  first = records[0]
+  assert first["rehearsal_cross_entropy"] > 0
+  np.testing.assert_allclose(first["loss"], np.log(2) + 0.5 * first["rehearsal_cross_entropy"],
+                             rtol=1e-5)

@@ -39,10 +39,20 @@ def pair_batch(step: int) -> dict[str, np.ndarray]:
   return batch
 
 
-def _batches(start: int):
+def rehearsal_rows(step: int) -> dict[str, np.ndarray]:
+  """One annotation-only row per pair: 4 to 9 weighted tokens, then padding (weight 0)."""
+  rng = np.random.default_rng([8, step])
+  targets = rng.integers(2, 64, (PAIRS, LENGTH)).astype(np.int32)
+  weights = (np.arange(LENGTH)[None] < rng.integers(4, 10, (PAIRS, 1))).astype(np.float32)
+  inputs = np.concatenate([np.zeros((PAIRS, 1), np.int32), targets[:, :-1]], 1)
+  return {"rehearsal_decoder_input_tokens": inputs, "rehearsal_decoder_target_tokens": targets,
+          "rehearsal_decoder_loss_weights": weights}
+
+
+def _batches(start: int, rehearsal: bool = False):
   step = start
   while True:
-    yield pair_batch(step)
+    yield {**pair_batch(step), **(rehearsal_rows(step) if rehearsal else {})}
     step += 1
 
 
@@ -53,17 +63,22 @@ def reference(tmp_path_factory):
 
 
 def _run(model_dir, reference, mesh_degrees=None, *, steps=3, devices=None, learning_rate=1e-3,
-         **settings):
+         rehearsal_weight=0.0, **settings):
   config = tiny_setup.config(model_dir, steps=steps, initial_checkpoint_path=reference,
                              **settings)
+  preference = run_config.PreferenceConfig(
+      beta=0.5, rehearsal_weight=rehearsal_weight,
+      rehearsal_task="rehearsal_rows" if rehearsal_weight else None)
   config = dataclasses.replace(config, data=dataclasses.replace(config.data, pack=False),
-                               preference=run_config.PreferenceConfig(beta=0.5))
+                               preference=preference)
   tx, schedule = optim.make_optimizer(
       optim.OptimizerConfig(learning_rate=learning_rate, warmup_steps=1), 10)
   return loop.train_loop(
-      config, model=PreferenceModel(tiny_setup.TINY, beta=0.5), optimizer=tx,
-      schedule=schedule, mesh=partitioning.make_mesh(mesh_degrees or {"data": 8}, devices),
-      dataset_fn=_batches, progress_bar=False)
+      config, model=PreferenceModel(tiny_setup.TINY, beta=0.5, rehearsal_weight=rehearsal_weight),
+      optimizer=tx, schedule=schedule,
+      mesh=partitioning.make_mesh(mesh_degrees or {"data": 8}, devices),
+      dataset_fn=lambda start: _batches(start, rehearsal=bool(rehearsal_weight)),
+      progress_bar=False)
 
 
 def _records(model_dir):
@@ -117,6 +132,9 @@ def test_dpo_learns_the_preference_and_resumes_exactly(tmp_path, reference):
     (dict(preference=dict(label_smoothing=0.5)), "PreferenceConfig.label_smoothing=0.5"),
     (dict(preference=dict(beta=0)), "PreferenceConfig.beta=0: expected a number > 0"),
     (dict(preference=dict(loss_type="hinge")), "PreferenceConfig.loss_type='hinge'"),
+    (dict(preference=dict(rehearsal_task="x_annotation_only")),
+     "PreferenceConfig.rehearsal_weight=0.0: expected a number > 0 with a rehearsal_task"),
+    (dict(preference=dict(rehearsal_weight=0.1)), "PreferenceConfig.rehearsal_weight=0.1"),
 ])
 def test_a_preference_run_refuses_what_it_cannot_use(change, message):
   def build():
@@ -141,3 +159,39 @@ def test_a_preference_run_refuses_a_task_of_single_sequences():
   with pytest.raises(SettingError, match="'synthetic_tokens' is not a preference task"):
     train.check_objective_fits_task(config)
   train.check_objective_fits_task(dataclasses.replace(config, preference=None))
+
+
+def test_rehearsal_adds_each_rows_mean_cross_entropy(reference):
+  """With rehearsal_weight w the loss numerator gains w times the sum over the rehearsed
+  rows of each row's mean cross-entropy (float64 reference on the same logits); the pairs'
+  terms are unchanged."""
+  import flax.linen as nn
+  params = nn.meta.unbox(PreferenceModel(tiny_setup.TINY).init(jax.random.PRNGKey(1)))
+  batch = {**pair_batch(0), **rehearsal_rows(0)}
+  plain = PreferenceModel(tiny_setup.TINY, beta=0.5).loss_terms(params, batch, params)
+  rehearsed = PreferenceModel(tiny_setup.TINY, beta=0.5, rehearsal_weight=0.3).loss_terms(
+      params, batch, params)
+  rows = {k[len("rehearsal_"):]: v for k, v in batch.items() if k.startswith("rehearsal_")}
+  logits = np.asarray(PreferenceModel(tiny_setup.TINY).logits(params, rows), np.float64)
+  top = logits.max(-1, keepdims=True)
+  log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+  token = -np.take_along_axis(log_probs, rows["decoder_target_tokens"][..., None], -1)[..., 0]
+  weights = rows["decoder_loss_weights"]
+  want = ((token * weights).sum(-1) / weights.sum(-1)).sum()
+  np.testing.assert_allclose(float(rehearsed["rehearsal_sum"]), want, rtol=1e-6)
+  np.testing.assert_allclose(float(rehearsed["numerator"]),
+                             float(plain["numerator"]) + 0.3 * want, rtol=1e-6)
+  assert float(rehearsed["denominator"]) == float(plain["denominator"]) == PAIRS
+
+
+def test_rehearsal_gives_the_same_losses_with_microbatches_on_another_mesh(tmp_path, reference):
+  losses = {}
+  for name, degrees, devices, settings in (
+      ("single", {"data": 1}, jax.devices()[:1], {}),
+      ("microbatches", {"data": 2, "fsdp": 2}, jax.devices()[:4], {"microbatches": 2})):
+    _run(str(tmp_path / name), reference, degrees, devices=devices, rehearsal_weight=0.3,
+         **settings)
+    records = _records(str(tmp_path / name))
+    losses[name] = [r["loss"] for r in records]
+    assert all(r["rehearsal_cross_entropy"] > 0 for r in records)
+  np.testing.assert_allclose(losses["microbatches"], losses["single"], rtol=1e-5)
