@@ -44,6 +44,7 @@ def corpus(request, tmp_path_factory):
   registration.JsonlCorpus(name=prefix, vocabulary_path=directory,
                            documents={"train": str(root / "docs.jsonl")},
                            sft={"train": str(root / "sft.jsonl")},
+                           mixture_rates=registration.AnchoredMixtureRates(),
                            cache_dir=str(root / "cache")).register()
   return prefix, HuggingFaceVocabulary(directory)
 

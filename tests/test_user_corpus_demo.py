@@ -142,7 +142,7 @@ def _register(tmp_path, files, **corpus):
   return registration.JsonlCorpus(
       name="heldout", vocabulary_path=files["VOCABULARY"], documents=files["DOCUMENTS"],
       sft=files["SFT_FILES"], sft_format="messages", cache_dir=str(tmp_path / "cache"),
-      **corpus).register()
+      mixture_rates=registration.AnchoredMixtureRates(), **corpus).register()
 
 
 def _examples(task: str, split: str = "train") -> list[dict]:

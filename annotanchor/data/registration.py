@@ -374,6 +374,7 @@ class JsonlCorpus:
     mydocs/JsonlCorpus.vocabulary_path = "/path/spm.model"  # or a tokenizer.json dir
     mydocs/JsonlCorpus.documents = {"train": "/data/docs-*.jsonl"}
     mydocs/JsonlCorpus.sft = {"train": "gs://bucket/sft.tfrecord"}
+    mydocs/JsonlCorpus.mixture_rates = @AnchoredMixtureRates()  # with documents and sft
     AnchoredMixtureRates.annotation_only_rate = 0.3  # optional: its mixture's shares
 
   Attributes:
@@ -400,8 +401,10 @@ class JsonlCorpus:
     on_error: "raise" or "skip" (see `validated.validated_file`).
     cache_dir: where validated copies of the files are kept (default
       `validated.default_cache_dir()`).
-    mixture_rates: the shares of P_anchored_sft_mixture (registered when the corpus has
-      both documents and SFT examples).
+    mixture_rates: the shares of P_anchored_sft_mixture, registered when the corpus has
+      both documents and SFT examples, which need it given (in gin:
+      `JsonlCorpus.mixture_rates = @AnchoredMixtureRates()`, as gin/runs/user_corpus.gin
+      binds it).
     dropout_rate: the share of chunk annotations left out of P_pretrain.
     key_only_rate: the share of anchored SFT examples whose annotation keys and
       delimiters stay in the loss (values masked), to keep the tag syntax stable.
@@ -428,9 +431,9 @@ class JsonlCorpus:
   template: PromptTemplate = PromptTemplate()
   on_error: str = "raise"
   cache_dir: Optional[str] = None
-  # Built with the corpus, so `AnchoredMixtureRates.X` bindings apply (and are checked) at
-  # start-up, and are fixed from then on.
-  mixture_rates: AnchoredMixtureRates = dataclasses.field(default_factory=AnchoredMixtureRates)
+  # Given, never defaulted: a default built here would read `AnchoredMixtureRates.*`
+  # bindings that no gin file shows reaching the corpus.
+  mixture_rates: Optional[AnchoredMixtureRates] = None
   dropout_rate: float = 0.0
   key_only_rate: float = 0.003
   mask_annotation: bool = True
@@ -440,6 +443,12 @@ class JsonlCorpus:
   def __post_init__(self):
     preprocessors.check_annotation_knobs("JsonlCorpus", self.dropout_rate, self.key_only_rate,
                                          self.mask_annotation)
+    rates_needed = bool(self.documents and self.sft)
+    require(isinstance(self.mixture_rates, AnchoredMixtureRates)
+            or (self.mixture_rates is None and not rates_needed), "JsonlCorpus.mixture_rates",
+            self.mixture_rates, "AnchoredMixtureRates (in gin: JsonlCorpus.mixture_rates = "
+            "@AnchoredMixtureRates()), which a corpus of documents and SFT examples needs "
+            "for its anchored SFT mixture")
     require(is_count(self.num_eval_prompts, 0), "JsonlCorpus.num_eval_prompts",
             self.num_eval_prompts, "an int >= 0")
     if self.eval_prompts is not None:
