@@ -15,7 +15,6 @@ if __name__ == "__main__":
   from annotanchor.gin_utils import run_module_main
   run_module_main("annotanchor.infer")
 
-import copy
 import json
 import logging
 import os
@@ -201,11 +200,14 @@ def check_settings() -> None:
   Raises:
     SettingError: naming the setting, as `infer` would.
   """
-  # Only this binding is built: building every one would build its references (a
-  # vocabulary loads files). copy.deepcopy of a gin reference evaluates it.
-  decoding = gin.get_bindings(infer, resolve_references=False).get("decoding")
-  if decoding is not None:
-    copy.deepcopy(decoding)
+  # The same construction as infer.gin's `infer.decoding = @generate.DecodeSettings()`:
+  # DecodeSettings from its own bindings (MODE, NUM_SAMPLES, ...), as train.configured_run
+  # builds its TrainConfig. Only this object: infer's other references load files.
+  try:
+    build = gin.get_configurable(DecodeSettings)
+  except ValueError:  # No gin file names DecodeSettings: infer decodes with its defaults.
+    return
+  build()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
