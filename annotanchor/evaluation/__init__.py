@@ -1,5 +1,6 @@
 """Diversity and quality metrics over sample files; knows no model.
 
+  config.py     evaluate's typed settings (`EvaluateConfig`: arms, labeller, quality, ...)
   samples.py    the JSONL sample schema (`Sample`), reading and cross-arm checks
   labels.py     label sources for semantic entropy (annotation tags, user functions)
   clusters.py   label-free labels: per-prompt clusters of every arm's response embeddings
