@@ -219,6 +219,13 @@ def _reason(error: BaseException) -> tuple[str, tuple[str | None, str, str] | No
       reason = error.args[0] if error.args else reason
     elif isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
       reason = error.args[0]
+  missing = _NOT_IMPORTED.search(reason)
+  if missing:
+    name = missing["name"]
+    modules = _modules_named(name)
+    fix = (f"add `from {modules[0].rpartition('.')[0]} import {name}` to the gin file"
+           if len(modules) == 1 else "import it in the gin file")
+    reason = f"{name!r} is not imported: {fix}"
   token = re.search(r"Failed to parse token '(.*)'", reason)
   if token:
     reason = (f"cannot parse {token[1]} as a value (a string needs quotes: "
@@ -228,6 +235,27 @@ def _reason(error: BaseException) -> tuple[str, tuple[str | None, str, str] | No
     reason = f"no macro named {macro['name']!r}"
   lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
   return (lines[0] if lines else type(error).__name__), location
+
+
+_NOT_IMPORTED = re.compile(r"'(?P<name>[A-Za-z_]\w*)' was not provided by an import statement")
+
+
+def _not_imported_by_gin_file(error: NameError) -> bool:
+  """Whether `error` is gin's: a gin file under `from __gin__ import dynamic_registration`
+  names a module it does not import (`optim.OptimizerConfig.x = 1`, no `from ... import
+  optim`). gin raises it with the file and line; a NameError of Python code has neither."""
+  return bool(_NOT_IMPORTED.search(str(error)) and _LOCATION.search(str(error)))
+
+
+def _modules_named(name: str) -> list[str]:
+  """annotanchor's modules whose last name is `name` ('optim' -> annotanchor.training.optim)."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  found = []
+  for directory, _, files in os.walk(root):
+    if f"{name}.py" in files:
+      package = os.path.relpath(directory, os.path.dirname(root)).replace(os.sep, ".")
+      found.append(f"{package}.{name}")
+  return sorted(found)
 
 
 def _imported_by_gin_file(error: ImportError) -> bool:
@@ -340,10 +368,18 @@ def parse_and_bind(argv: Sequence[str], *, finalize: bool = True) -> list[str]:
       if not _imported_by_gin_file(e):
         raise  # A module that the gin file's import reached failed: a bug, not a typo.
       raise _located(f"--gin_file={path}", e) from None
+    except NameError as e:
+      if not _not_imported_by_gin_file(e):
+        raise  # Python code that gin ran failed: a bug, not a configuration error.
+      raise _located(f"--gin_file={path}", e) from None
   for binding in bindings:
     try:
       gin.parse_config(binding)
     except _GIN_ERRORS as e:
+      raise _located(f"--gin.{binding}", e) from None
+    except NameError as e:
+      if not _not_imported_by_gin_file(e):
+        raise
       raise _located(f"--gin.{binding}", e) from None
   _check_macro_flags(bindings)
   if finalize:

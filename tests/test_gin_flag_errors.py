@@ -104,6 +104,17 @@ def test_errors_inside_a_gin_file_name_the_file_and_line(tmp_path, monkeypatch):
       f"{tmp_path}, {REPO})")
   assert _error(["--gin_file=imports.gin"]) == (
       "imports.gin:2: from annotanchor import nope: No module named 'annotanchor.nope'")
+  # A module named but not imported, under dynamic registration: gin's NameError.
+  (tmp_path / "unimported.gin").write_text("from __gin__ import dynamic_registration\n"
+                                           "optim.OptimizerConfig.learning_rate = 0.1\n"
+                                           "nomod.Thing.x = 1\n")
+  assert _error(["--gin_file=unimported.gin"]) == (
+      "unimported.gin:2: optim.OptimizerConfig.learning_rate = 0.1: 'optim' is not imported: "
+      "add `from annotanchor.training import optim` to the gin file")
+  (tmp_path / "unknown.gin").write_text("from __gin__ import dynamic_registration\n"
+                                        "nomod.Thing.x = 1\n")
+  assert _error(["--gin_file=unknown.gin"]) == (
+      "unknown.gin:2: nomod.Thing.x = 1: 'nomod' is not imported: import it in the gin file")
 
 
 # --- Finding gin files -------------------------------------------------------------------------
