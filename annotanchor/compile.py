@@ -94,7 +94,14 @@ def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None =
                  decode_slots or length)
     steps.append(aot.compile_decode_step(config, mesh, rows=rows, slots=decode_slots or length))
 
-  model_flops = config.flops_per_token(length) * batch_size * length
+  # The rows the policy learns from, counted as `train` counts them (training/loop.py): a
+  # preference pair's two answers and its rehearsed row; the reference's forward passes are
+  # not the model's training FLOPs.
+  rows_per_example = 1
+  if run.preference is not None:
+    rows_per_example = 2 + (run.preference.rehearsal_task is not None)
+  trained_rows = batch_size * rows_per_example
+  model_flops = config.flops_per_token(length) * trained_rows * length
   summaries = [report.step_summary(steps[0], slice_, model_flops)]
   summaries += [report.step_summary(s, slice_) for s in steps[1:]]
   result = {
@@ -102,7 +109,8 @@ def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None =
       "chips": slice_.num_chips, "chip": slice_.chip.name,
       "peak_bf16_flops_per_chip": slice_.chip.peak_bf16_flops,
       "hbm_bandwidth_per_chip": slice_.chip.hbm_bandwidth, "mesh": dict(mesh.shape),
-      "batch_size": batch_size, "length": length, "microbatches": run.step.microbatches,
+      "batch_size": batch_size, "trained_rows_per_step": trained_rows, "length": length,
+      "microbatches": run.step.microbatches,
       "decode_rows": rows, "decode_slots": decode_slots or length,
       "num_params": config.num_params(), "model_flops_per_step": model_flops,
       "remat_policy": config.remat_policy, "dtype": config.dtype,

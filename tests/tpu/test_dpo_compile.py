@@ -28,7 +28,13 @@ def test_the_dpo_step_compiles_with_its_reference(tmp_path):
   proc = subprocess.run(cmd, cwd=REPO, env={**env, "PYTHONPATH": REPO}, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  (train,) = json.loads(out.read_text())["steps"]
+  result = json.loads(out.read_text())
+  (train,) = result["steps"]
+  # MFU counts the rows the policy learns from: both answers of each of the 8 pairs.
+  assert result["trained_rows_per_step"] == 16
+  seconds = train["cost"]["estimated_step_seconds"]
+  assert train["mfu"] == pytest.approx(
+      result["model_flops_per_step"] / (seconds * 4 * result["peak_bf16_flops_per_chip"]))
   arrays = {a["name"]: a for a in train["arrays"]}
   for side in ("chosen", "rejected"):  # 8 pairs over data x fsdp = 4: 2 rows per chip.
     assert arrays[f"batch/{side}_decoder_target_tokens"]["shard_shape"] == [2, 64]
