@@ -19,8 +19,11 @@ OUTPUT_DIR/<step>/step.gin and printed before it runs, so any one can be rerun b
   2. the training runs: the method's four (pretraining on the annotated and the plain
      corpus, standard and anchored SFT), then `demo.plan.extra_runs`;
   3. `annotanchor infer` for the base, sft and anchored arms and `demo.plan.extra_arms`;
-  3b. with `demo.plan.frontier_temperatures`, the sft and anchored arms again at each of those
-     temperatures (arms `sft_t0.6`, `anchored_t0.6`, ...), the curves of the report's frontier;
+  2b. with `demo.plan.preference_runs`, the SFT prompts, then each run's on-policy samples,
+     pairs and DPO run (annotanchor/experiment/preference.py);
+  3b. with `demo.plan.frontier_temperatures`, the sft and anchored arms (`frontier_curves`)
+     again at each of those temperatures (arms `sft_t0.6`, `anchored_t0.6`, ...), the curves
+     of the report's frontier;
   4. with the corpus's capability probes (and `demo.plan.capability`), `annotanchor capability`
      for every run an arm samples (OUTPUT_DIR/capability/<run>);
   5. `annotanchor evaluate` over all arms: report.json, report.md and plots in
@@ -60,7 +63,10 @@ def plan(*, output_dir: str = gin.REQUIRED, corpus: Corpus = gin.REQUIRED,
          finetune_bindings: Mapping[str, Any] = {}, bindings: Mapping[str, Any] = {},
          extra_runs: Sequence[steps.TrainRun] = (), extra_arms: Sequence[steps.Arm] = (),
          num_samples: int = 8, max_new_tokens: int = 160, report_name: str = "report",
-         capability: bool = True, frontier_temperatures: Sequence[float] = ()) -> Plan:
+         capability: bool = True, frontier_temperatures: Sequence[float] = (),
+         frontier_curves: Sequence[str] = (steps.SFT, steps.ANCHORED),
+         preference_runs: Sequence[steps.PreferenceRun] = (),
+         preference_prompts: int = 256) -> Plan:
   """The demo's steps (gin/runs/demo.gin binds these from its macros).
 
   Args:
@@ -84,6 +90,12 @@ def plan(*, output_dir: str = gin.REQUIRED, corpus: Corpus = gin.REQUIRED,
     capability: score the corpus's capability probes, when it has them.
     frontier_temperatures: the temperature grid of the report's frontier (see
       steps.frontier_arms); () : no frontier.
+    frontier_curves: the arms sampled again at those temperatures, each a curve.
+    preference_runs: DPO runs of fine-tuned runs on pairs of their own samples
+      (annotanchor/experiment/preference.py), after the training runs; arms sample them by
+      name like any run.
+    preference_prompts: the SFT prompts the preference runs sample (the corpus's
+      sft_prompts step writes them).
 
   Raises:
     SettingError: a bad corpus, run, arm or binding, naming the setting.
@@ -102,12 +114,16 @@ def plan(*, output_dir: str = gin.REQUIRED, corpus: Corpus = gin.REQUIRED,
   runs = steps.checked(steps.TrainRun, runs, "demo.plan.runs")
   runs += steps.checked(steps.TrainRun, extra_runs, "demo.plan.extra_runs",
                         [r.name for r in runs])
+  preference_runs = steps.checked(steps.PreferenceRun, preference_runs,
+                                  "demo.plan.preference_runs", [r.name for r in runs])
   arms = steps.method_arms()
   arms += steps.checked(steps.Arm, extra_arms, "demo.plan.extra_arms", [a.name for a in arms])
   frontiers = None
   if frontier_temperatures:
-    grid, frontiers = steps.frontier_arms(arms, (steps.SFT, steps.ANCHORED),
-                                          frontier_temperatures)
+    known = [a.name for a in arms]
+    for i, name in enumerate(frontier_curves):
+      require(name in known, f"demo.plan.frontier_curves[{i}]", name, f"an arm of {known}")
+    grid, frontiers = steps.frontier_arms(arms, frontier_curves, frontier_temperatures)
     taken = {a.name for a in arms} & {a.name for a in grid}
     if taken:
       raise steps.PlanError(f"the frontier's arms {sorted(taken)} are already defined (in "
@@ -117,7 +133,9 @@ def plan(*, output_dir: str = gin.REQUIRED, corpus: Corpus = gin.REQUIRED,
   return steps.demo_plan(output_dir, corpus, model_gin, runs, arms, num_samples=num_samples,
                          max_new_tokens=max_new_tokens, bindings=bindings,
                          finetune_bindings=finetune_bindings, capability=capability,
-                         report_name=report_name, frontiers=frontiers)
+                         report_name=report_name, frontiers=frontiers,
+                         preference_runs=preference_runs,
+                         preference_prompts=preference_prompts)
 
 
 @gin.configurable

@@ -4,7 +4,9 @@ A corpus names its five tasks (the annotated and the plain pretraining task, the
 the anchored SFT task, the held-out prompts every arm samples), the gin files and bindings
 that register them in every step that reads data, and optionally a command that builds it
 first, the labeller and quality function `annotanchor evaluate` uses on its samples, and
-capability probes. Storyworld supplies all of it (gin/experiments/storyworld_demo.gin); a
+capability probes, and a command that writes a share of its SFT prompts (and its vocabulary)
+for the preference stage to sample (annotanchor/experiment/preference.py). Storyworld supplies
+all of it (gin/experiments/storyworld_demo.gin); a
 corpus of JSONL files (`jsonl_corpus`, registration.JsonlCorpus) supplies the tasks and
 leaves the rest to the generic defaults unless given: nothing to build, evaluate's
 label-free labels, no quality function, no probes.
@@ -43,6 +45,10 @@ class Corpus:
       default (docs/evaluation.md: label-free labels, no quality).
     capability_tasks: `annotanchor capability`'s TASK_FILES (task -> JSONL or
       "module:function"); None: no capability probes.
+    sft_prompts: a module run as `python -m SFT_PROMPTS` with data_gins, bindings and
+      `sft_prompts.output_dir` and `sft_prompts.count`, writing there prompts.jsonl (`{"id",
+      "prompt"}`, for infer's PROMPTS_FILE) and spm.model (the corpus's vocabulary, for
+      dpo.gin's VOCABULARY); None: no preference runs.
   """
   pretrain_task: str
   plain_pretrain_task: str
@@ -58,6 +64,7 @@ class Corpus:
   quality_inputs: Sequence[str] | None = None
   prompt_constraints: str | None = None
   capability_tasks: Mapping[str, str] | None = None
+  sft_prompts: str | None = None
 
   def check(self, setting: str = "demo.corpus") -> None:
     """Raises SettingError naming `setting.FIELD` for a field of the wrong kind."""
@@ -70,7 +77,7 @@ class Corpus:
             and all(isinstance(f, str) and f for f in self.data_gins),
             f"{setting}.data_gins", self.data_gins, "a list of gin file paths")
     check_bindings(f"{setting}.bindings", self.bindings)
-    for field in ("build", "labeller", "quality_fn", "prompt_constraints"):
+    for field in ("build", "labeller", "quality_fn", "prompt_constraints", "sft_prompts"):
       value = getattr(self, field)
       require(value is None or (isinstance(value, str) and bool(value)),
               f"{setting}.{field}", value, "None or a name")

@@ -6,8 +6,10 @@ annotated base; the base, standard-SFT and anchored arms sample the held-out pro
 experiment adds TrainRuns and Arms beside them (gin/experiments/*.gin, as
 `@NAME/steps.TrainRun()` references), and optionally a temperature grid (the frontier).
 
-Steps in order: the corpus build (when the corpus has one), the training runs, one `infer`
-per arm, one `capability` per sampled run (when the corpus has probes), `evaluate`.
+Steps in order: the corpus build (when the corpus has one), the training runs, with
+preference runs the SFT prompts and each one's infer, pair and DPO train steps
+(annotanchor/experiment/preference.py), one `infer` per arm, one `capability` per sampled
+run (when the corpus has probes), `evaluate`.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from annotanchor.errors import SettingError, is_count, require
 from annotanchor.experiment.corpus import Corpus
 from annotanchor.experiment.plan import Plan, Step, check_bindings, merged
+from annotanchor.experiment.preference import PreferenceRun, preference_steps, prompts_step
 
 BASE, SFT, ANCHORED = "base", "sft", "anchored"  # The arms the report compares.
 PRETRAIN_GIN, FINETUNE_GIN = "gin/runs/pretrain.gin", "gin/runs/sft.gin"
@@ -83,7 +86,8 @@ def _check_name(setting: str, value) -> None:
 
 
 def checked(kind, values: Any, setting: str, taken: Sequence[str] = ()) -> list:
-  """`values` as a list of `kind` (TrainRun or Arm), each checked, names unique.
+  """`values` as a list of `kind` (TrainRun, PreferenceRun or Arm), each checked, names
+  unique.
 
   Raises:
     SettingError: naming `SETTING[i]` or `SETTING[i].FIELD` and its value.
@@ -162,7 +166,9 @@ def demo_plan(output_dir: str, corpus: Corpus, model_gin: str, runs: Sequence[Tr
               arms: Sequence[Arm], *, num_samples: int, max_new_tokens: int,
               bindings: Mapping[str, Any] = {}, finetune_bindings: Mapping[str, Any] = {},
               capability: bool = True, report_name: str = "report",
-              frontiers: Mapping[str, Sequence[str]] | None = None) -> Plan:
+              frontiers: Mapping[str, Sequence[str]] | None = None,
+              preference_runs: Sequence[PreferenceRun] = (),
+              preference_prompts: int = 256) -> Plan:
   """The steps of the demo (see the module docstring).
 
   Args:
@@ -178,15 +184,24 @@ def demo_plan(output_dir: str, corpus: Corpus, model_gin: str, runs: Sequence[Tr
       arm samples.
     report_name: the report's directory under output_dir.
     frontiers: evaluate.frontiers (curve -> its arms), or None.
+    preference_runs: DPO runs, each of a fine-tuned run of `runs`, after them; arms may
+      sample them like any run.
+    preference_prompts: how many SFT prompts the preference runs sample.
 
   Raises:
-    PlanError: a run that fine-tunes no earlier run, an arm of an unknown run, or the
-      compared arms missing.
+    PlanError: a run that fine-tunes no earlier run, a preference run of a run that is not
+      fine-tuned, an arm of an unknown run, or the compared arms missing.
   """
   run_dirs = {}
   for run in runs:
     if run.init is not None and run.init not in run_dirs:
       raise PlanError(f"run {run.name!r} fine-tunes {run.init!r}, which is not an earlier run")
+    run_dirs[run.name] = os.path.join(output_dir, run.name)
+  finetuned = {run.name for run in runs if run.init}
+  for run in preference_runs:
+    if run.init not in finetuned:
+      raise PlanError(f"preference run {run.name!r} tunes {run.init!r}, which is not a "
+                      f"fine-tuned run (one of {sorted(finetuned)})")
     run_dirs[run.name] = os.path.join(output_dir, run.name)
   for arm in arms:
     if arm.run not in run_dirs:
@@ -214,6 +229,13 @@ def demo_plan(output_dir: str, corpus: Corpus, model_gin: str, runs: Sequence[Tr
         (model_gin, FINETUNE_GIN if run.init else PRETRAIN_GIN, *data_gins),
         merged(shared, run_bindings, finetune_bindings if run.init else {}, run.bindings),
         corpus_dir + ((run_dirs[run.init],) if run.init else ())))
+  if preference_runs:
+    prompts = prompts_step(output_dir, corpus, shared, preference_prompts, corpus_dir)
+    steps.append(prompts)
+    for run in preference_runs:
+      steps += preference_steps(run, output_dir, corpus, model_gin, shared,
+                                init_dir=run_dirs[run.init], prompts_dir=prompts.directory,
+                                max_new_tokens=max_new_tokens, needs=corpus_dir)
   sample_files = {}
   for arm in arms:
     directory = os.path.join(output_dir, "samples", arm.name)

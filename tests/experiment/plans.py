@@ -30,3 +30,14 @@ def parsed_config(argv) -> str:
     return gin.config_str()
   finally:
     gin.clear_config()
+
+
+def assert_step_gin_parses_as_its_flags(step, tmp_path) -> str:
+  """Writes `step`'s step.gin under tmp_path and checks that its command parses it to the
+  configuration of the step's flags; returns that configuration."""
+  path = tmp_path / step.directory.replace("/", "_") / "step.gin"
+  path.parent.mkdir()
+  path.write_text(step.gin_text())
+  from_file = parsed_config([*step.program, f"--gin_file={path}"])
+  assert from_file == parsed_config([*step.program, *step.flags]), step.title
+  return from_file

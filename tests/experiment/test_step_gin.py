@@ -5,7 +5,7 @@ import pytest
 from annotanchor.errors import SettingError
 from annotanchor.experiment.plan import Plan, Step, check_bindings, merged
 
-from tests.experiment.plans import parsed_config, plan_of
+from tests.experiment.plans import assert_step_gin_parses_as_its_flags, plan_of
 from tests.test_demo import tiny_flags
 
 
@@ -14,11 +14,7 @@ def test_every_step_gin_parses_to_the_configuration_of_its_flags(tmp_path):
                   *tiny_flags(tmp_path / "out", tmp_path / "cache")])
   assert [s.command for s in plan][:2] == ["tasks.storyworld.build", "train"]
   for step in plan:
-    path = tmp_path / step.directory.replace("/", "_") / "step.gin"
-    path.parent.mkdir()
-    path.write_text(step.gin_text())
-    from_file = parsed_config([*step.program, f"--gin_file={path}"])
-    assert from_file == parsed_config([*step.program, *step.flags]), step.title
+    from_file = assert_step_gin_parses_as_its_flags(step, tmp_path)
     assert f"OUTPUT_DIR = {str(tmp_path / 'out')!r}" not in from_file  # Only the demo's macro.
 
 
