@@ -121,8 +121,12 @@ def preference_steps(run: PreferenceRun, output_dir: str, corpus: Corpus, model_
                    "pair.require_annotations": run.mode == "anchored"}
   if corpus.quality_inputs is not None:
     pair_bindings["QUALITY_INPUTS"] = tuple(corpus.quality_inputs)
-  pair = Step(f"pair {run.name}'s samples by quality", "pair", pairs_dir, (PAIR_GIN,),
-              merged(pair_bindings, run.pair_bindings), (samples_dir,))
+  # With the corpus's data gins: they import its modules, and `pair` imports the quality
+  # function only after gin locks its configuration, too late for a module (storyworld's
+  # `tasks`) that registers configurables when imported.
+  pair = Step(f"pair {run.name}'s samples by quality", "pair", pairs_dir,
+              (*data_gins, PAIR_GIN), merged(shared, pair_bindings, run.pair_bindings),
+              (samples_dir,))
   # The data gins before dpo.gin: it registers the pairs ('prefs') in their place, while the
   # corpus's sizes (VOCAB_SIZE, the shared bindings) still reach the model.
   model_dir = os.path.join(output_dir, run.name)

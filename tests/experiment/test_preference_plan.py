@@ -52,7 +52,7 @@ def test_the_plan_has_the_four_arms_at_t1_and_each_dpo_run_reads_its_own_pairs()
     assert pair.bindings["SAMPLES"] == f"{sample.directory}/samples.jsonl"
     assert pair.bindings["QUALITY_FN"] == "tasks.storyworld.parse:check_prompted_quality"
     assert pair.bindings["pair.require_annotations"] == (mode == "anchored")
-    assert pair.gin_files == ("gin/runs/pair.gin",)
+    assert pair.gin_files == ("gin/experiments/storyworld_data.gin", "gin/runs/pair.gin")
     assert dpo.gin_files[-1] == "gin/runs/dpo.gin"
     assert dpo.bindings["INITIAL_CHECKPOINT_PATH"] == f"runs/x/{init}"
     assert dpo.bindings["PAIRS"] == pair.bindings["OUTPUT"]
