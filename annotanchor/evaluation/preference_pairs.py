@@ -12,7 +12,7 @@ prompt whose samples all pass, or all fail, gives none.
 
 A sample whose annotation does not parse strictly (a model's sampled tags can be
 malformed) cannot be an anchored answer: with `require_annotations` it is left out and
-counted.
+counted. So is a sample with an empty response, always.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class PairingCounts:
   samples_passing: int = 0
   samples_failing: int = 0
   samples_without_annotation: int = 0
+  samples_without_answer: int = 0
   pairs: int = 0
 
 
@@ -76,6 +77,11 @@ def pair_samples(samples: Sequence[Sample], quality_fn: Callable[[str, str, str]
   records = []
   for prompt_id in sorted(by_prompt):
     group = sorted(by_prompt[prompt_id], key=lambda s: (s.arm, s.sample_index))
+    # An empty answer cannot be chosen or rejected (the preference records refuse one), and
+    # a model can stop right after its annotation.
+    answered = [s for s in group if s.response.strip()]
+    counts["samples_without_answer"] += len(group) - len(answered)
+    group = answered
     if require_annotations:
       kept = [s for s in group if _annotated(s, fmt)]
       counts["samples_without_annotation"] += len(group) - len(kept)
