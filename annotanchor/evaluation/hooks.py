@@ -2,6 +2,8 @@
 import importlib
 from typing import Callable, Sequence
 
+import gin
+
 from annotanchor.errors import SettingError
 
 INPUTS = ("prompt", "annotation", "response")
@@ -19,7 +21,12 @@ def import_object(path: str) -> object:
   if not module_name or not attr:
     raise SettingError(f"{path!r} is not an import path like 'package.module:function'")
   try:
-    module = importlib.import_module(module_name)
+    # A command names its hooks in gin and imports them once its gin config is locked;
+    # a module that registers configurables on import (tasks/ does) would then make gin
+    # refuse ("Attempted to add a new configurable after the config was locked").
+    # Registering is harmless here: nothing binds them any more.
+    with gin.unlock_config():
+      module = importlib.import_module(module_name)
   except ImportError as e:
     raise SettingError(f"cannot import module {module_name!r} of {path!r}: {e}") from None
   obj = module
