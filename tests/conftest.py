@@ -30,6 +30,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
 
+# Not in the test processes themselves: their programs are new to the cache (a worker's jit
+# keeps what it compiled in memory), so writing them only costs time
+# (tests/model/test_network.py::test_packed_row_equals_separate_sequences: 17.7 s of CPU
+# with the cache, 13.3 s without).
+import jax  # noqa: E402  (after XLA_FLAGS and the cache's variables are set)
+
+jax.config.update("jax_compilation_cache_dir", None)
+
 
 def pytest_unconfigure(config):
   """Removes the run's compilation cache, in the process that made it."""
