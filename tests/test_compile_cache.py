@@ -38,8 +38,8 @@ def test_an_unwritable_cache_home_leaves_the_cache_off(tmp_path):
 def _train(model_dir, cache_dir):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices=1),
          "PYTHONPATH": REPO, compile_cache.DIR: str(cache_dir)}
-  env.pop(compile_cache.MIN_COMPILE_TIME)  # The command's own defaults, not the suite's.
-  env.pop(compile_cache.MAX_SIZE)
+  env.pop(compile_cache.MIN_COMPILE_TIME, None)  # The command's own defaults, not the suite's.
+  env.pop(compile_cache.MAX_SIZE, None)
   done = subprocess.run(
       [sys.executable, "-m", "annotanchor.cli", "train", "--gin_file=gin/models/tiny.gin",
        "--gin_file=gin/runs/pretrain.gin", f"--gin.MODEL_DIR='{model_dir}'",
