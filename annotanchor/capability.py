@@ -36,7 +36,7 @@ from annotanchor.decoding.choice_scoring import ContinuationScorer
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.errors import UserError
 from annotanchor.evaluation import capability as capability_lib
-from annotanchor.model.config import TransformerConfig
+from annotanchor.training.given_model import GivenModel
 
 SCORES_FILE = "capability_scores.jsonl"
 
@@ -58,7 +58,7 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
                arm: str = gin.REQUIRED, task_files: Mapping[str, str] = gin.REQUIRED,
                num_fewshot: int = 0, delimiter: str = " ", fewshot_separator: str = "\n\n",
                seed: int = 1234, limit: int | None = None, rows_per_call: int = 32,
-               model_config: TransformerConfig | None = None,
+               model: GivenModel = GivenModel(),
                vocabulary: seqio.Vocabulary | None = None, template: PromptTemplate | None = None,
                mesh: Mapping[str, int] | None = None,
                progress_bar: bool | None = None) -> CapabilityConfig:
@@ -66,7 +66,7 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
   once into a CapabilityConfig (annotanchor/capability_config.py), which `score` runs.
 
   Args: the fields of annotanchor/capability_config.py's groups, flat: checkpoint_path,
-    model_config, vocabulary, template and mesh (ScoredCheckpoint: the checkpoint scored
+    model, vocabulary, template and mesh (ScoredCheckpoint: the checkpoint scored
     and what the user says about it); task_files, num_fewshot, delimiter,
     fewshot_separator, seed and limit (ProbeConfig: the questions); output_dir, arm,
     rows_per_call and progress_bar (CapabilityConfig).
@@ -78,7 +78,7 @@ def capability(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQ
       output_dir=output_dir, arm=arm,
       probes=ProbeConfig(task_files=task_files, num_fewshot=num_fewshot, delimiter=delimiter,
                          fewshot_separator=fewshot_separator, seed=seed, limit=limit),
-      checkpoint=ScoredCheckpoint(path=checkpoint_path, model_config=model_config,
+      checkpoint=ScoredCheckpoint(path=checkpoint_path, model=model,
                                   vocabulary=vocabulary, template=template, mesh=mesh),
       rows_per_call=rows_per_call, progress_bar=progress_bar)
 
@@ -103,8 +103,7 @@ def score(config: CapabilityConfig) -> str:
                     f"{previous.arm!r}, {dict(previous.run)}); delete it or choose another "
                     "OUTPUT_DIR")
 
-  bound_model = gin_utils.bound_model_fields(checkpoint.model_config)
-  setup = restore_for_sampling(checkpoint.path, bound_model=bound_model,
+  setup = restore_for_sampling(checkpoint.path, model=checkpoint.model,
                                vocabulary=checkpoint.vocabulary, template=checkpoint.template,
                                mesh=checkpoint.mesh)
   scorer = ContinuationScorer(setup.sampler.config, setup.sampler.mesh,

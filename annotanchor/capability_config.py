@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from annotanchor.errors import is_count, require
 from annotanchor.evaluation import capability as capability_lib
+from annotanchor.training.given_model import GivenModel
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,14 +72,16 @@ class ScoredCheckpoint:
 
   Attributes:
     path: a MODEL_DIR, its checkpoints/ directory or a step directory.
-    model_config: the network's shape (a TransformerConfig); default the checkpoint's.
+    model: a model gin file's network and MODEL_OVERRIDES (a GivenModel,
+      annotanchor/training/given_model.py), checked against the checkpoint's; default
+      nothing given: the checkpoint's network.
     vocabulary: default the checkpoint's (it must be the one trained with).
     template: checked against the checkpoint's like infer's (raw text is scored, so it
       changes nothing here).
     mesh: degrees per mesh axis; default every device on `data`.
   """
   path: str
-  model_config: Any = None
+  model: GivenModel = GivenModel()
   vocabulary: Any = None
   template: Any = None
   mesh: Mapping[str, int] | None = None
@@ -86,6 +89,8 @@ class ScoredCheckpoint:
   def __post_init__(self):
     require(isinstance(self.path, str) and bool(self.path), "CHECKPOINT_PATH", self.path,
             "a MODEL_DIR, its checkpoints/ directory or a step directory")
+    require(isinstance(self.model, GivenModel), "capability.model", self.model,
+            "a GivenModel (capability.gin binds @given_model.GivenModel())")
     require(self.mesh is None or isinstance(self.mesh, Mapping), "MESH", self.mesh,
             "None or {axis: degree}")
 

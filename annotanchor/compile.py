@@ -31,11 +31,12 @@ import gin
 
 from annotanchor import gin_utils, train as train_lib
 from annotanchor.atomic_files import write_atomic
-from annotanchor.errors import UserError
+from annotanchor.errors import SettingError, UserError
 from annotanchor.hardware import GIB
 from annotanchor.tpu import aot, report
 from annotanchor.tpu.chips import parse_topology
 from annotanchor.training import metadata as metadata_lib, partitioning
+from annotanchor.training.given_model import GivenModel
 
 COMPILE_GIN = "gin/runs/compile.gin"
 # Settings the run files require that compiling does not use: it writes no checkpoint and
@@ -49,7 +50,7 @@ class CompileSetupError(UserError, ValueError):
 
 @gin.configurable
 def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None = None,
-                  output_path: str | None = None,
+                  model: GivenModel = GivenModel(), output_path: str | None = None,
                   decode_rows: int | None = None, decode_slots: int | None = None,
                   hbm_gib: float | None = None, gin_files: Sequence[str] = ()) -> dict[str, Any]:
   """Compiles the configured run's train step and a decode step for `topology`.
@@ -57,8 +58,9 @@ def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None =
   Args:
     topology: the TPU slice ("v5e-64", "v5e:8x8"); see annotanchor.tpu.chips.
     checkpoint_path: a checkpoint whose network to compile (its metadata's
-      TransformerConfig: no model gin file needed; fields a gin file binds are checked
-      against it, as `infer` checks them), e.g. to see whether fine-tuning it fits.
+      TransformerConfig: no model gin file needed), e.g. to see whether fine-tuning it fits.
+    model: with checkpoint_path, a model gin file's network and MODEL_OVERRIDES (compile.gin
+      binds it), checked against the checkpoint's as `infer` checks them.
     output_path: where to write the result as JSON (None: not written).
     decode_rows: decode batch (default the train batch); 0 skips the decode step.
     decode_slots: decode cache length (default the train sequence length).
@@ -72,7 +74,7 @@ def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None =
   start_wall, start_cpu = time.perf_counter(), time.process_time()
   if not isinstance(topology, str):  # gin.REQUIRED: gin's config is not finalized here.
     raise CompileSetupError("TOPOLOGY is not set: add e.g. --gin.TOPOLOGY=\"'v5e-64'\"")
-  run = _configured_run(checkpoint_path)
+  run = _configured_run(checkpoint_path, model)
   reason = aot.libtpu_missing_reason()
   if reason:
     raise CompileSetupError(reason)
@@ -124,9 +126,10 @@ def compile_steps(*, topology: str = gin.REQUIRED, checkpoint_path: str | None =
   return result
 
 
-def _configured_run(checkpoint_path: str | None):
+def _configured_run(checkpoint_path: str | None, model: GivenModel):
   """The TrainConfig `annotanchor train` would build from the same gin files, MODEL_DIR and
-  MIXTURE_OR_TASK_NAME not needed; with a checkpoint, its network."""
+  MIXTURE_OR_TASK_NAME not needed; with a checkpoint, its network (`model` checked
+  against it)."""
   try:
     gin.bind_parameter("annotanchor.training.run_config.DataConfig.mixture_or_task_name",
                        _UNUSED)
@@ -138,8 +141,12 @@ def _configured_run(checkpoint_path: str | None):
   overrides = {"model_dir": _UNUSED}
   if checkpoint_path is not None:
     metadata, _ = metadata_lib.read_metadata(checkpoint_path)
-    overrides["model"] = metadata_lib.resolve_model(
-        metadata, gin_utils.bound_model_fields(None), checkpoint_path)
+    overrides["model"] = metadata_lib.resolve_model(metadata, model, checkpoint_path)
+  elif model.overrides:  # Never dropped unseen: without a checkpoint nothing reads it.
+    raise SettingError(
+        f"MODEL_OVERRIDES={dict(model.overrides)!r}: overrides CHECKPOINT_PATH's network, "
+        "and none is set; change the model gin file's network with "
+        "--gin.config.TransformerConfig.NAME=VALUE")
   return train_lib.configured_run(**overrides)
 
 

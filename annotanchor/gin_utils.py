@@ -390,22 +390,6 @@ def parse_and_bind(argv: Sequence[str], *, finalize: bool = True) -> list[str]:
   return rest
 
 
-def bound_model_fields(model_config: Any | None) -> dict[str, Any]:
-  """The TransformerConfig fields the user set, which a checkpoint's metadata is checked
-  against: all of `model_config`'s (an explicit argument), else those bound in gin by a
-  gin/models/ file or flags."""
-  import dataclasses  # Here: gin_utils is imported by every command, `--help` included.
-
-  from annotanchor.model.config import TransformerConfig
-
-  if model_config is not None:
-    return dataclasses.asdict(model_config)
-  try:  # Registered only once a gin file names it (dynamic registration).
-    return dict(gin.get_bindings(TransformerConfig))
-  except ValueError:
-    return {}
-
-
 def write_operative_config(model_dir: str) -> str:
   """Writes gin's operative config (every binding actually used) to MODEL_DIR/config.gin."""
   path = os.path.join(model_dir, "config.gin")

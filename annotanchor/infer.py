@@ -36,7 +36,7 @@ from annotanchor.decoding.generate import DecodeSettings, Generator
 from annotanchor.errors import UserError
 from annotanchor.evaluation.samples import (Sample, SampleFileError, decoding_record,
                                             write_samples)
-from annotanchor.model.config import TransformerConfig
+from annotanchor.training.given_model import GivenModel
 
 
 class InferError(UserError, ValueError):
@@ -97,7 +97,7 @@ def _resume(partial: str, run: Mapping[str, Any], num_samples: int
 @gin.configurable
 def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED,
           arm: str = gin.REQUIRED, decoding: DecodeSettings = DecodeSettings(),
-          model_config: TransformerConfig | None = None,
+          model: GivenModel = GivenModel(),
           mixture_or_task_name: str | None = None, split: str = "test",
           prompts_file: str | None = None, vocabulary: seqio.Vocabulary | None = None,
           batch_size: int = 8,
@@ -111,8 +111,9 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
     arm: the arm name recorded with every sample (base, sft, anchored, an ablation).
     decoding: what is drawn (mode, N, temperatures, ...; gin/runs/infer.gin binds it from
       MODE, NUM_SAMPLES, TEMPERATURE, ...), recorded with every sample.
-    model_config: the network's shape; default the checkpoint's (see
-      annotanchor/training/metadata.py: fields bound in gin are checked against it).
+    model: a model gin file's network and MODEL_OVERRIDES (infer.gin binds it), checked
+      against the checkpoint's (annotanchor/training/given_model.py); default nothing
+      given: the checkpoint's network.
     mixture_or_task_name: a SeqIO task whose examples hold `prompt` (and `id`).
     split: the task's split.
     prompts_file: instead of a task, JSONL of `{"id": ..., "prompt": ...}`.
@@ -148,8 +149,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
       return out_path
     raise InferError(f"{marker} marks a finished run with other settings ({previous}); "
                      f"delete it and {out_path}, or choose another OUTPUT_DIR")
-  bound_model = gin_utils.bound_model_fields(model_config)
-  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
+  setup = restore_for_sampling(checkpoint_path, model=model, vocabulary=vocabulary,
                                template=template, mesh=mesh)
   # Each sample also records the checkpoint's annotation format, where it is not standard.
   recorded = decoding_record(run["decoding"], setup.template.annotation_format)
@@ -194,20 +194,23 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, output_dir: str = gin.REQUIRED
 
 
 def check_settings() -> None:
-  """Builds the decoding settings gin binds for `infer` without loading anything (what
-  `annotanchor.gin_check` calls, so that the demo finds a bad MODE before its first step).
+  """Builds the decoding and model settings gin binds for `infer` without loading anything
+  (what `annotanchor.gin_check` calls, so that the demo finds a bad MODE or
+  MODEL_OVERRIDES before its first step).
 
   Raises:
     SettingError: naming the setting, as `infer` would.
   """
-  # The same construction as infer.gin's `infer.decoding = @generate.DecodeSettings()`:
-  # DecodeSettings from its own bindings (MODE, NUM_SAMPLES, ...), as train.configured_run
-  # builds its TrainConfig. Only this object: infer's other references load files.
-  try:
-    build = gin.get_configurable(DecodeSettings)
-  except ValueError:  # No gin file names DecodeSettings: infer decodes with its defaults.
-    return
-  build()
+  # The same constructions as infer.gin's `infer.decoding = @generate.DecodeSettings()` and
+  # `infer.model = @given_model.GivenModel()`: each from its own bindings, as
+  # train.configured_run builds its TrainConfig. Only these: infer's other references load
+  # files.
+  for cls in (DecodeSettings, GivenModel):
+    try:
+      build = gin.get_configurable(cls)
+    except ValueError:  # No gin file names it: infer takes its defaults.
+      continue
+    build()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

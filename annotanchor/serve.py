@@ -29,15 +29,15 @@ from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
 from annotanchor.decoding.from_checkpoint import restore_for_sampling
 from annotanchor.errors import SettingError
-from annotanchor.model.config import TransformerConfig
 from annotanchor.serving.batcher import Batcher
 from annotanchor.serving.engine import Engine
 from annotanchor.serving.protocol import Limits
 from annotanchor.serving.server import API, make_server
+from annotanchor.training.given_model import GivenModel
 
 
 @gin.configurable
-def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfig | None = None,
+def serve(*, checkpoint_path: str = gin.REQUIRED, model: GivenModel = GivenModel(),
           vocabulary_path: str | None = None, vocabulary: seqio.Vocabulary | None = None,
           host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
           batch_window_s: float = 0.0, mode: str = "anchored", max_annotation_tokens: int = 64,
@@ -47,8 +47,9 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
 
   Args:
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
-    model_config: the network's shape; default the checkpoint's (see
-      annotanchor/training/metadata.py: fields bound in gin are checked against it).
+    model: a model gin file's network and MODEL_OVERRIDES (serve.gin binds it), checked
+      against the checkpoint's (annotanchor/training/given_model.py); default nothing
+      given: the checkpoint's network.
     vocabulary_path: a SentencePiece model or a Hugging Face tokenizer (directory or
       tokenizer.json); default the checkpoint's (a given one must be the checkpoint's).
     vocabulary: instead of vocabulary_path, the vocabulary itself (e.g. seqio.ByteVocabulary()).
@@ -69,8 +70,7 @@ def serve(*, checkpoint_path: str = gin.REQUIRED, model_config: TransformerConfi
     raise SettingError("set at most one of VOCABULARY_PATH and serve.serve.vocabulary")
   if vocabulary_path is not None:
     vocabulary = load_vocabulary(vocabulary_path)
-  bound_model = gin_utils.bound_model_fields(model_config)
-  setup = restore_for_sampling(checkpoint_path, bound_model=bound_model, vocabulary=vocabulary,
+  setup = restore_for_sampling(checkpoint_path, model=model, vocabulary=vocabulary,
                                template=template, mesh=mesh)
   engine = Engine(setup.sampler, setup.params, setup.vocabulary, setup.template, mode,
                   max_annotation_tokens, annotation_temperature)

@@ -76,3 +76,9 @@ def test_first_failure_reports_the_first_failing_command():
   failure = gin_check.first_failure(commands)
   assert failure["title"] == "bad" and failure["binding"] == "--gin.TrainConfig.train_step=1"
   assert gin_check.first_failure(commands[:1]) == {}
+
+
+def test_infer_model_overrides_are_checked():
+  assert gin_check.check(INFER + ["--gin.MODEL_OVERRIDES={'max_lenn': 1}"]) == (
+      None, "MODEL_OVERRIDES={'max_lenn': 1}: 'max_lenn' is no TransformerConfig field "
+            "(did you mean 'max_len'?)")

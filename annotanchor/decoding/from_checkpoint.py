@@ -15,6 +15,7 @@ import seqio
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.decoding.model_sampler import DecoderSampler, restore_sampler
 from annotanchor.training import checkpoints, metadata as metadata_lib
+from annotanchor.training.given_model import GivenModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SamplingSetup:
   template: PromptTemplate
 
 
-def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any],
+def restore_for_sampling(checkpoint_path: str, *, model: GivenModel,
                          vocabulary: seqio.Vocabulary | None, template: PromptTemplate | None,
                          mesh: Mapping[str, int] | None = None,
                          setting: str = "CHECKPOINT_PATH") -> SamplingSetup:
@@ -33,9 +34,9 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
 
   Args:
     checkpoint_path: a MODEL_DIR, its checkpoints/ directory or a step directory.
-    bound_model: TransformerConfig fields the user set (all of them for a checkpoint
-      without metadata); each must agree with the checkpoint (see
-      `metadata.resolve_model`).
+    model: what the user gave about the network: a model gin file's, MODEL_OVERRIDES (a
+      checkpoint without metadata needs the former); each field must agree with the
+      checkpoint but those that only change how it runs (see `metadata.resolve_model`).
     vocabulary: the vocabulary the user gave (a task's, or VOCABULARY_PATH), or None for
       the checkpoint's; a given SentencePiece vocabulary must be the checkpoint's.
     template: the prompt template the user gave, which must be the checkpoint's, or None
@@ -52,7 +53,7 @@ def restore_for_sampling(checkpoint_path: str, *, bound_model: Mapping[str, Any]
   step_dir = checkpoints.resolve_step_dir(checkpoint_path, setting)
   metadata, model_dir = metadata_lib.read_metadata(step_dir, setting)
   where = f"{setting}={checkpoint_path!r}"
-  config = metadata_lib.resolve_model(metadata, bound_model, where)
+  config = metadata_lib.resolve_model(metadata, model, where)
   template = metadata_lib.check_template(metadata, template, where)
   if metadata is not None:
     saved_digest = metadata.vocabulary.get("sha256")

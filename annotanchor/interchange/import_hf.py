@@ -170,8 +170,11 @@ def model_gin(config: TransformerConfig, hf_dir: str) -> str:
   """gin bindings of `config`, in the form of gin/models/ files."""
   lines = [f"# Imported from {hf_dir} by `annotanchor convert import-hf`.",
            "from __gin__ import dynamic_registration", "from annotanchor.model import config",
+           "from annotanchor.training import given_model",
            "from annotanchor.training import run_config", "",
-           "run_config.TrainConfig.model = @config.TransformerConfig()", "config.TransformerConfig:"]
+           "run_config.TrainConfig.model = @config.TransformerConfig()",
+           "given_model.GivenModel.config = @config.TransformerConfig()",
+           "config.TransformerConfig:"]
   lines += [f"  {f.name} = {getattr(config, f.name)!r}" for f in dataclasses.fields(config)]
   return "\n".join(lines) + "\n"
 

@@ -3,9 +3,10 @@
 `train` writes a `RunMetadata` into the `meta` item of every checkpoint it saves, and
 copies a SentencePiece vocabulary's file into MODEL_DIR/vocabulary/<sha256>.model (a
 Hugging Face tokenizer's files into MODEL_DIR/vocabulary/<sha256>/), so `infer` and
-`serve` need only CHECKPOINT_PATH. A gin binding that contradicts the
-checkpoint is refused with a message naming the field, except for the settings that only
-change how the same weights are run (`OVERRIDABLE`), which are applied and logged.
+`serve` need only CHECKPOINT_PATH. A setting given with it (a model gin file, a
+MODEL_OVERRIDES field: training/given_model.py) that contradicts the checkpoint is refused
+with a message naming it, except for the settings that only change how the same weights
+are run (`OVERRIDABLE`), which are applied and logged.
 Checkpoints written before this metadata existed still load when the settings are given.
 
 The `meta` item of a checkpoint, e.g.:
@@ -42,9 +43,10 @@ from annotanchor.data.annotations import AnnotationFormat
 from annotanchor.data.hf_vocabulary import HuggingFaceVocabulary
 from annotanchor.data.prompts import PromptTemplate
 from annotanchor.data.vocabulary import load_vocabulary
-from annotanchor.errors import UserError
+from annotanchor.errors import SettingError, UserError
 from annotanchor.model.config import TransformerConfig
 from annotanchor.training import checkpoints
+from annotanchor.training.given_model import GivenModel
 
 METADATA_VERSION = 1
 # TransformerConfig fields that change how the same weights run, not what they compute.
@@ -201,38 +203,48 @@ def vocabulary_source(vocabulary: seqio.Vocabulary) -> str:
   return vocabulary.path if isinstance(vocabulary, HuggingFaceVocabulary) else str(vocabulary)
 
 
-def resolve_model(metadata: RunMetadata | None, bound: Mapping[str, Any],
+def resolve_model(metadata: RunMetadata | None, given: GivenModel,
                   where: str) -> TransformerConfig:
-  """The network to sample: the checkpoint's, with the gin-bound fields checked against it.
+  """The network to run: the checkpoint's, with what the user gave checked against it.
 
   Args:
     metadata: the checkpoint's, or None for a checkpoint without metadata.
-    bound: the TransformerConfig fields bound in gin (e.g. by a gin/models/ file).
+    given: the command's `model` argument: a model gin file's whole network and the
+      MODEL_OVERRIDES fields (annotanchor/training/given_model.py).
     where: the checkpoint, for messages.
 
   Raises:
-    CheckpointSettingsError: a bound field that contradicts the checkpoint, or a
-      checkpoint without metadata and no model gin file.
+    CheckpointSettingsError: a given field that contradicts the checkpoint and is not in
+      OVERRIDABLE, or a checkpoint without metadata and no model gin file.
+    SettingError: an override the network cannot take (TransformerConfig's own check).
   """
   if metadata is None:
-    try:
-      return TransformerConfig(**bound)
-    except TypeError:
+    if given.config is None:
       raise CheckpointSettingsError(
           f"{where} records no model settings (trained before checkpoints described "
-          f"themselves): give its model gin file, e.g. --gin_file=gin/models/demo.gin") from None
+          f"themselves): give its model gin file, e.g. --gin_file=gin/models/demo.gin")
+    return _overridden(given.config, dict(given.overrides))
   overrides = {}
-  for name, value in sorted(bound.items()):
+  for name, (setting, value) in sorted(given.requested().items()):
     saved = getattr(metadata.model, name)
     if value == saved:
       continue
     if name not in OVERRIDABLE:
       raise CheckpointSettingsError(
-          f"TransformerConfig.{name}={value!r} contradicts the checkpoint, trained with "
-          f"{name}={saved!r} ({where}); drop the binding or the model gin file")
-    logging.info("TransformerConfig.%s=%r overrides the checkpoint's %r", name, value, saved)
+          f"{setting}={value!r} contradicts the checkpoint, trained with {name}={saved!r} "
+          f"({where}); only {', '.join(sorted(OVERRIDABLE))} may differ: drop the binding "
+          f"or the model gin file")
+    logging.info("%s=%r overrides the checkpoint's %r", setting, value, saved)
     overrides[name] = value
-  return dataclasses.replace(metadata.model, **overrides)
+  return _overridden(metadata.model, overrides)
+
+
+def _overridden(config: TransformerConfig, overrides: dict[str, Any]) -> TransformerConfig:
+  """`config` with `overrides`, an override it cannot take named as MODEL_OVERRIDES."""
+  try:
+    return dataclasses.replace(config, **overrides)
+  except SettingError as e:  # TransformerConfig's own check names only the field.
+    raise SettingError(f"MODEL_OVERRIDES={overrides!r}: {e}") from None
 
 
 def check_template(metadata: RunMetadata | None, template: PromptTemplate | None,

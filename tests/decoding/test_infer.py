@@ -11,6 +11,7 @@ from annotanchor import infer as infer_lib
 from annotanchor.data.prompt_files import PromptsError
 from annotanchor.decoding.generate import DecodeSettings
 from annotanchor.evaluation.samples import read_samples
+from annotanchor.training.given_model import GivenModel
 from tests import random_checkpoint
 
 CFG = random_checkpoint.TINY_BYTES
@@ -37,7 +38,7 @@ def run(checkpoint, prompts_file, output_dir, **kwargs):
   decoding = DecodeSettings(**{"num_samples": 3, "max_new_tokens": 12,
                                **{k: v for k, v in kwargs.items() if k in fields}})
   settings = dict(checkpoint_path=checkpoint, output_dir=str(output_dir), arm="sft",
-                  model_config=CFG, prompts_file=prompts_file, vocabulary=seqio.ByteVocabulary(),
+                  model=GivenModel(config=CFG), prompts_file=prompts_file, vocabulary=seqio.ByteVocabulary(),
                   decoding=decoding, batch_size=2,
                   mesh={"data": 4, "model": 2}, progress_bar=False)
   return infer_lib.infer(**{**settings, **{k: v for k, v in kwargs.items() if k not in fields}})

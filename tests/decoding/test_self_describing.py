@@ -6,7 +6,8 @@ A tiny anchored-SFT run on storyworld is trained once; then, as processes:
 - `serve` with only CHECKPOINT_PATH answers a seeded request as the fully specified
   server does;
 - a template or a model field that contradicts the checkpoint is refused in one line
-  naming it.
+  naming it, as is a MODEL_OVERRIDES field that is no TransformerConfig field; one that
+  only changes how the weights run (max_len) applies.
 """
 import json
 import os
@@ -88,6 +89,40 @@ def test_a_model_field_other_than_the_checkpoints_is_refused_naming_it(model_dir
                   "--gin.config.TransformerConfig.num_layers=3")
   assert_one_line_error(result, "infer", "TransformerConfig.num_layers=3",
                         "trained with num_layers=2")
+
+
+def test_model_overrides_set_a_run_setting_over_the_checkpoint(model_dir, full_samples,
+                                                               prompts_file, tmp_path):
+  done = _infer(model_dir, tmp_path / "over", f"--gin.PROMPTS_FILE='{prompts_file}'",
+                "--gin.MODEL_OVERRIDES={'max_len': 128}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  config = (tmp_path / "over" / "config.gin").read_text()
+  assert "MODEL_OVERRIDES = {'max_len': 128}" in config
+  samples = read_samples(str(tmp_path / "over" / "samples.jsonl"))
+  assert len(samples) == len(full_samples)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("{'max_lenn': 128}", "SettingError: MODEL_OVERRIDES={'max_lenn': 128}: 'max_lenn' is no "
+                          "TransformerConfig field (did you mean 'max_len'?)"),
+    ("{'num_layers': 3}", "CheckpointSettingsError: MODEL_OVERRIDES['num_layers']=3 "
+                          "contradicts the checkpoint, trained with num_layers=2"),
+])
+def test_a_bad_model_override_is_one_line_naming_it(model_dir, prompts_file, tmp_path,
+                                                    overrides, message):
+  result = _infer(model_dir, tmp_path / "bad", f"--gin.PROMPTS_FILE='{prompts_file}'",
+                  f"--gin.MODEL_OVERRIDES={overrides}")
+  assert_one_line_error(result, "infer", message)
+  assert not os.path.exists(tmp_path / "bad" / "samples.jsonl")
+
+
+def test_a_model_binding_without_a_model_file_is_refused_not_ignored(model_dir):
+  """Only a gin/models/ file hands a TransformerConfig to the command: a field bound
+  without one would change nothing, so it is refused (MODEL_OVERRIDES is the way)."""
+  binding = "--gin.config.TransformerConfig.max_len=128"
+  result = run(["serve", "--gin_file=gin/runs/serve.gin",
+                f"--gin.CHECKPOINT_PATH='{model_dir}'", binding])
+  assert_one_line_error(result, "serve", binding)
 
 
 def _serve_completion(model_dir, *flags):
