@@ -140,6 +140,7 @@ def _configured_run(checkpoint_path: str | None, model: GivenModel):
         "CHECKPOINT_PATH)") from None
   overrides = {"model_dir": _UNUSED}
   if checkpoint_path is not None:
+    _refuse_unread_network_bindings(model)
     metadata, _ = metadata_lib.read_metadata(checkpoint_path)
     overrides["model"] = metadata_lib.resolve_model(metadata, model, checkpoint_path)
   elif model.overrides:  # Never dropped unseen: without a checkpoint nothing reads it.
@@ -148,6 +149,27 @@ def _configured_run(checkpoint_path: str | None, model: GivenModel):
         "and none is set; change the model gin file's network with "
         "--gin.config.TransformerConfig.NAME=VALUE")
   return train_lib.configured_run(**overrides)
+
+
+def _refuse_unread_network_bindings(model: GivenModel) -> None:
+  """With only a checkpoint (no model file), the network is the checkpoint's and
+  MODEL_OVERRIDES: a TransformerConfig field a run file binds (pretrain_1b_20b.gin's
+  remat_policy) reaches nothing, and compiling without it would answer for another program
+  (a remat policy changes the memory per chip). Such a binding is refused, never dropped
+  unseen. This only checks that no such binding exists; the values come from `model`."""
+  if model.config is not None:
+    return  # A model file's network: every TransformerConfig binding reached it.
+  from annotanchor.model.config import TransformerConfig
+
+  try:  # Registered only once a gin file imports it (dynamic registration).
+    bound = sorted(gin.get_bindings(TransformerConfig))
+  except ValueError:
+    return
+  if bound:
+    raise SettingError(
+        f"TransformerConfig.{bound[0]} is bound, but with only CHECKPOINT_PATH the network is "
+        f"the checkpoint's and nothing reads it; set it with --gin.MODEL_OVERRIDES=\"{{'"
+        f"{bound[0]}': ...}}\" or give the model gin file")
 
 
 def main(argv: list[str] | None = None) -> int:

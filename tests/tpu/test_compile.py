@@ -95,6 +95,17 @@ def test_a_checkpoint_gives_its_network_and_a_contradicting_model_file_is_refuse
   assert refused.returncode == 2
   assert ("annotanchor compile: CheckpointSettingsError: TransformerConfig.num_layers=2 "
           "contradicts the checkpoint, trained with num_layers=3") in refused.stderr
+  # A network field a run file binds (as pretrain_1b_20b.gin binds remat_policy) reaches
+  # nothing with only a checkpoint: refused, not dropped unseen.
+  remat = tmp_path / "remat.gin"
+  remat.write_text("from __gin__ import dynamic_registration\n"
+                   "from annotanchor.model import config\n"
+                   "config.TransformerConfig.remat_policy = 'full'\n")
+  unread = run(f"--gin_file={remat}")
+  assert unread.returncode == 2
+  assert ("annotanchor compile: SettingError: TransformerConfig.remat_policy is bound, but "
+          "with only CHECKPOINT_PATH the network is the checkpoint's") in unread.stderr
+  assert "Traceback" not in unread.stderr
 
 
 def test_not_fitting_names_the_excess_and_the_largest_arrays(tmp_path):
