@@ -52,7 +52,8 @@ class TokensToLogits(Protocol):
     cache: whatever the function keeps between calls (the KV cache).
 
   Returns:
-    ([rows, length, vocab] float32 logits, the updated cache).
+    ([rows, length, vocab] float32 logits, the updated cache). The sampler reads only the
+    last position's, so a function may return that one alone, [rows, 1, vocab].
   """
 
   def __call__(self, tokens: jax.Array, positions: jax.Array, segment_ids: jax.Array,

@@ -47,7 +47,8 @@ class Decoder(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, tokens, positions=None, segment_ids=None, decode: bool = False):
+  def __call__(self, tokens, positions=None, segment_ids=None, decode: bool = False,
+               last_only: bool = False):
     """Computes next-token logits.
 
     Args:
@@ -55,9 +56,11 @@ class Decoder(nn.Module):
       positions: [batch, length] positions within each segment; default 0..length-1.
       segment_ids: [batch, length] packing segment ids (0 = padding); None when unpacked.
       decode: read and write the KV cache (collection "cache") instead of full attention.
+      last_only: the last position's logits alone, [batch, 1, vocab_size]: all a sampler
+        reads of a prompt, whose other positions' logits projection it would discard.
 
     Returns:
-      [batch, length, vocab_size] float32 logits.
+      [batch, length, vocab_size] float32 logits ([batch, 1, vocab_size] with last_only).
     """
     cfg = self.config
     if positions is None:
@@ -81,6 +84,8 @@ class Decoder(nn.Module):
       for i in range(cfg.num_layers):
         x, _ = block(cfg, decode, name=f"layer_{i}")(x, positions, segment_ids)
 
+    if last_only:
+      x = x[:, -1:]
     x = RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weight_dtype, name="final_norm")(x)
     if cfg.tie_embeddings:
       logits = embed.attend(x)

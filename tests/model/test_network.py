@@ -93,6 +93,20 @@ def test_kv_cache_matches_full_forward_with_left_padding(scan):
     np.testing.assert_allclose(logits[1, 0], full[1][0, 2 + i], rtol=1e-5, atol=1e-5)
 
 
+def test_last_only_gives_the_last_positions_logits_and_the_same_cache():
+  """The sampler's prefill (model_sampler.apply_with_cache) projects only the last position."""
+  net = Decoder(CFG)
+  prompt = _tokens((2, 7), 5)
+  params = net.init(jax.random.PRNGKey(0), prompt)["params"]
+  cache = net.init(jax.random.PRNGKey(0), prompt, decode=True)["cache"]
+  run = lambda last_only: net.apply({"params": params, "cache": cache}, prompt, decode=True,
+                                    last_only=last_only, mutable=["cache"])
+  (every, every_cache), (last, last_cache) = run(False), run(True)
+  assert last.shape == (2, 1, CFG.vocab_size)
+  np.testing.assert_allclose(last[:, 0], every[:, -1], rtol=1e-6, atol=1e-6)
+  jax.tree.map(np.testing.assert_array_equal, every_cache, last_cache)
+
+
 def test_rotary_scores_depend_only_on_relative_position():
   rng = np.random.default_rng(0)
   q, k = (jnp.asarray(rng.normal(size=(1, 1, 1, 16)), jnp.float32) for _ in range(2))
