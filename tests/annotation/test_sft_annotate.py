@@ -106,6 +106,10 @@ def _slow_answer(n, prompt):
   return _answer(n, prompt)
 
 
+# Slow (42 s of CPU): the default run covers both halves, kill and resume in
+# tests/annotation/test_kill_resume.py (shards do not depend on the record kind) and a chat
+# corpus training anchored SFT in tests/faults/test_chat_sft_faults.py.
+@pytest.mark.slow
 def test_killed_chat_run_resumes_and_its_output_trains_anchored_sft(tmp_path):
   num, per_shard = 12, 2
   raw = write_jsonl(tmp_path / "chat.jsonl", [chat(i) for i in range(num)])

@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.xla_flags import xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "capability_scoring.py")
 
 
+# Slow (23 s of CPU): a benchmark script's smoke test; both scorers' answers are checked
+# in the default run (tests/capability/test_choice_scoring.py).
+@pytest.mark.slow
 def test_quick_mode_reports_both_scorers():
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags(),
              PYTHONPATH=ROOT)

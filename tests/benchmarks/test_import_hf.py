@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.xla_flags import xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "import_hf.py")
 
 
+# Slow (11 s of CPU): a benchmark script's smoke test; the import it times is checked in
+# the default run (tests/interchange/).
+@pytest.mark.slow
 def test_quick_mode_reports_time_and_memory(tmp_path):
   output = tmp_path / "import_hf.json"
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=xla_flags())

@@ -148,6 +148,10 @@ def _serve_completion(model_dir, *flags):
   return text
 
 
+# Slow (33 s of CPU): serve restores through restore_for_sampling, the function the infer
+# test above checks with only the checkpoint; serve's own start-up and answers are in the
+# default run (tests/faults/test_annotate_serve_faults.py).
+@pytest.mark.slow
 def test_serve_with_only_the_checkpoint_answers_as_the_fully_specified_server(model_dir):
   vocab = os.path.join(model_dir, "vocabulary")
   (copy,) = os.listdir(vocab)

@@ -66,6 +66,10 @@ def test_tiny_train_and_decode_steps_compile_for_v5e(tmp_path):
   assert "per chip of 16.00 GiB HBM (fits)" in proc.stdout and "MFU <=" in proc.stdout
 
 
+# Slow (70 s of CPU: a train and three compiles): the checks against a checkpoint are
+# resolve_model's, which the default run exercises through infer
+# (tests/decoding/test_self_describing.py); the default run compiles a tiny step here too.
+@pytest.mark.slow
 def test_a_checkpoint_gives_its_network_and_a_contradicting_model_file_is_refused(tmp_path):
   """CHECKPOINT_PATH instead of a model file: the network its metadata records."""
   model_dir = tmp_path / "run"

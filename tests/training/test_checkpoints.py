@@ -111,6 +111,10 @@ def test_damaged_initial_checkpoint_is_named(trained, tmp_path):
     checkpoints.restore_params(str(tmp_path / "run"), abstract.params)
 
 
+# Slow (27 s of CPU): the default run resumes past a damaged latest checkpoint through the
+# command (tests/faults/test_checkpoint_faults.py); this adds a second damage of the same
+# step (kept as 4.1).
+@pytest.mark.slow
 def test_resume_sets_damaged_checkpoints_aside(trained, tmp_path):
   """Damaged twice at step 4: each copy is kept under its own name, step 4 is saved again
   and the parameters match the uninterrupted run's."""

@@ -184,6 +184,9 @@ def test_rehearsal_adds_each_rows_mean_cross_entropy(reference):
   assert float(rehearsed["denominator"]) == float(plain["denominator"]) == PAIRS
 
 
+# Slow (27 s of CPU): the default run checks DPO's losses on every mesh and with
+# microbatches (above) and the rehearsal term's value (test_rehearsal_adds_each_rows_...).
+@pytest.mark.slow
 def test_rehearsal_gives_the_same_losses_with_microbatches_on_another_mesh(tmp_path, reference):
   losses = {}
   for name, degrees, devices, settings in (
