@@ -1,14 +1,13 @@
 """A checkpoint path is resolved to one step directory once: a MODEL_DIR that gains a newer
 step while infer or serve loads it cannot give them the metadata of one step and the
 weights of the next."""
-import dataclasses
-
 import jax
 import numpy as np
 import seqio
 
 from annotanchor.decoding import from_checkpoint
 from annotanchor.training import checkpoints
+from annotanchor.training.given_model import GivenModel
 from tests import random_checkpoint
 
 
@@ -30,7 +29,7 @@ def test_a_step_saved_between_the_metadata_and_the_weights_is_not_read(tmp_path,
   monkeypatch.setattr(from_checkpoint.metadata_lib, "read_metadata",
                       read_then_a_newer_step_is_saved)
   setup = from_checkpoint.restore_for_sampling(
-      model_dir, bound_model=dataclasses.asdict(random_checkpoint.TINY_BYTES),
+      model_dir, model=GivenModel(config=random_checkpoint.TINY_BYTES),
       vocabulary=seqio.ByteVocabulary(), template=None)
   assert saved_meanwhile == [str(tmp_path / "run" / "checkpoints" / "2")]  # Now the latest.
   step_1 = checkpoints.restore_params(str(tmp_path / "run" / "checkpoints" / "1"),
