@@ -33,6 +33,7 @@ from annotanchor import gin_utils, train as train_lib
 from annotanchor.atomic_files import write_atomic
 from annotanchor.errors import SettingError, UserError
 from annotanchor.hardware import GIB
+from annotanchor.model.config import TransformerConfig
 from annotanchor.tpu import aot, report
 from annotanchor.tpu.chips import parse_topology
 from annotanchor.training import metadata as metadata_lib, partitioning
@@ -159,8 +160,6 @@ def _refuse_unread_network_bindings(model: GivenModel) -> None:
   unseen. This only checks that no such binding exists; the values come from `model`."""
   if model.config is not None:
     return  # A model file's network: every TransformerConfig binding reached it.
-  from annotanchor.model.config import TransformerConfig
-
   try:  # Registered only once a gin file imports it (dynamic registration).
     bound = sorted(gin.get_bindings(TransformerConfig))
   except ValueError:
